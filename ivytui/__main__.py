@@ -1,0 +1,3 @@
+from ivytui.cli import main
+
+raise SystemExit(main())
