@@ -1,0 +1,604 @@
+"""The rehearsal world: API emulator, S3 server, two real PostgreSQL servers, WAL through the repo.
+
+`World` runs inside one supervisor process (see `daemon.py`); PostgreSQL servers and the S3 server
+are child processes whose pids are recorded in `world.json`, so that `sandbox down` can stop every
+one of them even if the supervisor is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ivytui.errors import SandboxError
+from ivytui.sandbox import backrest as br
+from ivytui.sandbox import objects as ob
+from ivytui.sandbox import pg as pgmod
+from ivytui.sandbox import s3server
+from ivytui.sandbox.kubeapi import BUILTIN_TYPES, KubeAPIServer, KubeStore, crd_manifest, write_kubeconfig
+from ivytui.sandbox.load import WriteLoad
+from ivytui.sandbox.operators import V4Operator, V5Operator
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "world.json"
+PROGRESS_FILE = "progress.jsonl"
+ENV_FILE = "env"
+KUBECONFIG_FILE = "kubeconfig"
+ACKED_FILE = "load-acked.txt"
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class WorldOptions:
+    directory: Path
+    flavor: str = "ivyo"
+    namespace: str = "pgo"
+    cluster: str = "hippo"
+    v5_name: str = ""
+    storage: str = "s3"
+    with_standby: bool = False
+    load_interval: float = 0.25
+    archive_timeout: int = 10
+    backrest: str = "auto"  # auto | pgbackrest | builtin
+    kube_port: int = 0
+    s3_port: int = 0
+
+    @property
+    def standby_name(self) -> str:
+        return self.v5_name or self.cluster
+
+
+@dataclass
+class _V5Instance:
+    name: str
+    server: pgmod.PgServer
+    config: Path | None
+    promoted: bool = False
+
+
+@dataclass
+class World:
+    opts: WorldOptions
+    progress: Progress = field(default=lambda stage, frac: None)
+
+    def __post_init__(self) -> None:
+        self.dir = self.opts.directory.resolve()
+        self.namespace = self.opts.namespace
+        self.cluster = self.opts.cluster
+        self.flavor = ob.FLAVORS[self.opts.flavor]
+        self.bucket = self.opts.cluster
+        self.repo_path = f"/backrestrepo/{self.cluster}-backrest-shared-repo"
+        self.superuser_password = secrets.token_urlsafe(12)
+        self.v4_users = {"postgres": self.superuser_password, "testuser": secrets.token_urlsafe(12)}
+        self.s3_access_key = s3server.ACCESS_KEY
+        self.s3_secret_key = s3server.SECRET_KEY
+        self.s3_region = s3server.REGION
+        self.s3_ca_pem = ""
+        self.s3_port = 0
+        self.store = KubeStore()
+        self.api: KubeAPIServer | None = None
+        self.s3_proc: subprocess.Popen[bytes] | None = None
+        self.pg_root: Path | None = None
+        self.bindir: Path | None = None
+        self.pg_major = 0
+        self.v4: pgmod.PgServer | None = None
+        self.v4_config: Path | None = None
+        self.v4_port = 0
+        self.v4_kill_delay = 1.0
+        self.v5: dict[str, _V5Instance] = {}
+        self.backrest_bin: str | None = None
+        self.archiver: br.BuiltinArchiver | None = None
+        self.load: WriteLoad | None = None
+        self.v4_operator: V4Operator | None = None
+        self.v5_operator: V5Operator | None = None
+        self.started_at = time.time()
+        self._stopping = False
+
+    # ---- start and stop ---------------------------------------------------------------------
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"127.0.0.1:{self.s3_port}"
+
+    def target(self) -> br.RepoTarget:
+        return br.RepoTarget(
+            host="127.0.0.1",
+            port=self.s3_port,
+            bucket=self.bucket,
+            region=self.s3_region,
+            access_key=self.s3_access_key,
+            secret_key=self.s3_secret_key,
+            repo_path=self.repo_path,
+            uri_style="path",
+            verify_tls=False,
+        )
+
+    def v4_settings(self) -> ob.V4Settings:
+        return ob.V4Settings(
+            cluster=self.cluster,
+            namespace=self.namespace,
+            pg_major=self.pg_major,
+            port=self.v4_port,
+            bucket=self.bucket,
+            endpoint=self.s3_endpoint,
+            region=self.s3_region,
+            repo_path=self.repo_path,
+            storage=self.opts.storage,
+            uri_style="path",
+            verify_tls=False,
+        )
+
+    async def start(self) -> None:
+        steps = 7 + (1 if self.opts.with_standby else 0)
+        done = 0
+
+        def step(stage: str) -> None:
+            nonlocal done
+            self.progress(stage, done / steps)
+            done += 1
+
+        try:
+            step("looking for PostgreSQL and pgBackRest")
+            self.bindir = pgmod.find_pg_bindir()
+            self.pg_major = pgmod.pg_major(self.bindir)
+            if self.opts.backrest == "builtin":
+                self.backrest_bin = None
+            else:
+                self.backrest_bin = br.have_pgbackrest()
+                if self.backrest_bin is None and self.opts.backrest == "pgbackrest":
+                    raise SandboxError("pgbackrest is not installed: apt-get install pgbackrest, or use --backrest builtin")
+            self.pg_root = pgmod.make_pg_root()
+            self._write_state()
+
+            step("starting the S3 server (TLS, bucket hippo)")
+            await self._start_s3()
+            self._write_state()
+
+            step("starting the Kubernetes API emulator")
+            await self._start_api()
+            self._write_state()
+
+            step("starting the v4 primary (PostgreSQL %s)" % self.pg_major)
+            await self._start_v4()
+            self._write_state()
+
+            step("creating the stanza and a full backup in the repo")
+            await self._create_repo()
+
+            step("creating the v4 objects and starting the operators")
+            self._create_objects()
+            self.v4_operator = V4Operator(self)
+            self.v4_operator.create_objects()
+            self.v4_operator.start()
+            self.v5_operator = V5Operator(self)
+            self.v5_operator.start()
+
+            step("starting the write load on v4")
+            assert self.v4 is not None
+            self.load = WriteLoad(self.v4_dsn(), self.dir / ACKED_FILE, interval=self.opts.load_interval)
+            self.load.start()
+
+            if self.opts.with_standby:
+                step(f"creating the v5 standby {self.opts.standby_name} and waiting for it to replay")
+                self.create_standby_object()
+                await self.wait_standby_ready(self.opts.standby_name, timeout=120)
+            self._write_state(ready=True)
+            self._write_env()
+            self.progress("ready", 1.0)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for op in (self.v5_operator, self.v4_operator):
+            if op is not None:
+                await op.stop()
+        if self.load is not None:
+            await self.load.stop()
+        for inst in list(self.v5.values()):
+            with contextlib.suppress(Exception):
+                await inst.server.stop("immediate")
+        if self.v4 is not None:
+            with contextlib.suppress(Exception):
+                await self.v4.stop("immediate")
+        if self.archiver is not None:
+            with contextlib.suppress(Exception):
+                await self.archiver.stop()
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                await self.api.stop()
+        if self.s3_proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.s3_proc.terminate()
+            try:
+                await asyncio.to_thread(self.s3_proc.wait, 5)
+            except subprocess.TimeoutExpired:
+                self.s3_proc.kill()
+        if self.pg_root is not None:
+            shutil.rmtree(self.pg_root, ignore_errors=True)
+        self._write_state(stopped=True)
+
+    async def _start_s3(self) -> None:
+        cert, key = s3server.make_tls(self.dir / "tls")
+        self.s3_ca_pem = cert.read_text()
+        ready = self.dir / "s3.ready"
+        ready.unlink(missing_ok=True)
+        log_fh = (self.dir / "s3.log").open("ab")
+        self.s3_proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ivytui.sandbox.s3server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.opts.s3_port),
+                "--cert",
+                str(cert),
+                "--key",
+                str(key),
+                "--bucket",
+                self.bucket,
+                "--ready-file",
+                str(ready),
+            ],
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log_fh.close()
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if self.s3_proc.poll() is not None:
+                tail = (self.dir / "s3.log").read_text(errors="replace").strip().splitlines()
+                raise SandboxError(f"the S3 server did not start: {tail[-1] if tail else 'no output'}")
+            if time.monotonic() > deadline:
+                raise SandboxError("the S3 server did not start within 30 s (see s3.log)")
+            await asyncio.sleep(0.05)
+        info = json.loads(ready.read_text())
+        self.s3_port = int(info["port"])
+
+    async def _start_api(self) -> None:
+        self.api = KubeAPIServer(self.store, port=self.opts.kube_port)
+        self._add_control_routes(self.api.app)
+        await self.api.start()
+        write_kubeconfig(self.dir / KUBECONFIG_FILE, self.api.url, namespace=self.namespace)
+
+    def _create_objects(self) -> None:
+        self.store.create(
+            "namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}},
+        )
+        key = "customresourcedefinitions.apiextensions.k8s.io"
+        self.store.create(
+            key,
+            crd_manifest(ob.V4_GROUP, ob.V4_VERSION, ob.V4_PLURAL, ob.V4_KIND, short_names=("pgc",)),
+        )
+        f = self.flavor
+        self.store.create(
+            key, crd_manifest(f.group, f.version, f.plural, f.kind, short_names=f.short_names)
+        )
+
+    # ---- PostgreSQL ---------------------------------------------------------------------------
+
+    def v4_dsn(self) -> str:
+        return f"postgresql://postgres:{self.superuser_password}@127.0.0.1:{self.v4_port}/postgres"
+
+    def _pg_settings(self, *, port: int) -> dict[str, str | int]:
+        return {
+            "port": port,
+            "archive_mode": "on",
+            "archive_timeout": self.opts.archive_timeout,
+            "wal_retrieve_retry_interval": "1s",
+            "max_connections": 40,
+        }
+
+    async def _start_v4(self) -> None:
+        assert self.pg_root is not None and self.bindir is not None
+        self.v4_port = pgmod.free_port()
+        base = self.pg_root / "v4"
+        self.v4 = pgmod.PgServer("v4", base / "data", port=self.v4_port, bindir=self.bindir, run_dir=base / "run")
+        await self.v4.initdb(self.superuser_password)
+        settings = self._pg_settings(port=self.v4_port)
+        if self.backrest_bin:
+            self.v4_config = base / "pgbackrest.conf"
+            self._backrest_config(self.v4_config, self.v4, base)
+            settings["archive_command"] = br.archive_command(self.v4_config)
+        else:
+            self.archiver = br.BuiltinArchiver(self.target(), spool=self.pg_root / "spool")
+            await self.archiver.start()
+            settings["archive_command"] = self.archiver.archive_command()
+        await self.v4.configure(settings)
+        await self.v4.start()
+        await self.v4.psql(f"CREATE USER testuser PASSWORD '{self.v4_users['testuser']}'")
+
+    def _backrest_config(self, path: Path, server: pgmod.PgServer, base: Path) -> None:
+        br.write_config(
+            path,
+            self.target(),
+            pg_path=server.data_dir,
+            pg_port=server.port,
+            pg_socket_dir=server.socket_dir,
+            log_path=base / "backrest-log",
+            lock_path=base / "backrest-lock",
+            spool_path=base / "backrest-spool",
+        )
+
+    async def _create_repo(self) -> None:
+        assert self.v4 is not None
+        if self.backrest_bin and self.v4_config is not None:
+            await br.stanza_create(self.v4_config)
+            await br.backup(self.v4_config)
+        else:
+            assert self.archiver is not None
+            await self.archiver.create_stanza(self.v4)
+
+    async def v4_kill(self) -> None:
+        if self.load is not None:
+            self.load.last_error = "v4 is shut down"
+        if self.v4 is not None and self.v4.is_running():
+            await self.v4.kill()
+        if self.archiver is not None:
+            self.archiver.paused = True
+
+    async def v4_start(self) -> None:
+        if self.v4 is None:
+            raise SandboxError("the v4 data directory is gone")
+        if self.archiver is not None:
+            self.archiver.paused = False
+        if not self.v4.is_running():
+            await self.v4.start()
+
+    async def v4_remove_data(self) -> None:
+        if self.v4 is not None:
+            shutil.rmtree(self.v4.data_dir, ignore_errors=True)
+            self.v4 = None
+        self._write_state()
+
+    def parse_backrest_conf(self, secret: dict[str, Any]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for value in (secret.get("data") or {}).values():
+            text = base64.b64decode(value).decode(errors="replace")
+            for line in text.splitlines():
+                if "=" in line and not line.lstrip().startswith(("#", "[")):
+                    k, v = line.split("=", 1)
+                    out[k.strip()] = v.strip()
+        return out
+
+    async def repo_has_stanza(self, repo_path: str) -> bool:
+        import aioboto3
+
+        key = f"{repo_path.strip('/')}/archive/db/archive.info"
+        session = aioboto3.Session()
+        async with session.client(
+            "s3",
+            endpoint_url=f"https://{self.s3_endpoint}",
+            aws_access_key_id=self.s3_access_key,
+            aws_secret_access_key=self.s3_secret_key,
+            region_name=self.s3_region,
+            verify=False,
+        ) as s3:
+            try:
+                await s3.head_object(Bucket=self.bucket, Key=key)
+            except Exception:
+                return False
+        return True
+
+    async def v5_bootstrap(self, name: str, repo_path: str) -> int:
+        assert self.pg_root is not None and self.bindir is not None
+        if repo_path.rstrip("/") != self.repo_path:
+            raise SandboxError(f"repo path {repo_path} holds no stanza db")
+        port = pgmod.free_port()
+        base = self.pg_root / f"v5-{name}"
+        server = pgmod.PgServer(f"v5-{name}", base / "data", port=port, bindir=self.bindir, run_dir=base / "run")
+        config: Path | None = None
+        settings = self._pg_settings(port=port)
+        settings["hot_standby"] = "on"
+        if self.backrest_bin:
+            config = base / "pgbackrest.conf"
+            base.mkdir(parents=True, exist_ok=True)
+            self._backrest_config(config, server, base)
+            await br.restore_standby(config, server)
+            settings["archive_command"] = br.archive_command(config)
+        else:
+            assert self.archiver is not None and self.v4 is not None
+            await self.archiver.seed_standby(self.v4, server)
+            settings["archive_command"] = self.archiver.archive_command()
+        await server.configure(settings)
+        await server.start()
+        self.v5[name] = _V5Instance(name, server, config)
+        self._write_state()
+        return port
+
+    async def v5_promote(self, name: str) -> None:
+        inst = self.v5.get(name)
+        if inst is None or not inst.server.is_running():
+            raise SandboxError(f"v5 {name} is not running")
+        await inst.server.promote()
+        inst.promoted = True
+
+    async def v5_remove(self, name: str) -> None:
+        inst = self.v5.pop(name, None)
+        if inst is not None:
+            with contextlib.suppress(Exception):
+                await inst.server.stop("fast")
+            shutil.rmtree(inst.server.data_dir.parent, ignore_errors=True)
+        self._write_state()
+
+    # ---- the v5 object, as an engineer would create it -------------------------------------
+
+    def create_standby_object(self, name: str | None = None, *, repo_path: str | None = None, bucket: str | None = None) -> dict[str, Any]:
+        name = name or self.opts.standby_name
+        secret_name = f"{name}-pgbackrest-secret"
+        conf = (
+            "[global]\n"
+            f"repo1-s3-key={self.s3_access_key}\n"
+            f"repo1-s3-key-secret={self.s3_secret_key}\n"
+        )
+        if self.store.try_get("secrets", secret_name, namespace=self.namespace) is None:
+            self.store.create(
+                "secrets",
+                ob.secret(secret_name, self.namespace, {}, {"s3.conf": conf}),
+                namespace=self.namespace,
+            )
+        manifest = ob.v5_standby_manifest(
+            self.flavor,
+            name=name,
+            namespace=self.namespace,
+            pg_major=self.pg_major,
+            bucket=bucket or self.bucket,
+            endpoint=self.s3_endpoint,
+            region=self.s3_region,
+            repo_path=repo_path or self.repo_path,
+            uri_style="path",
+            verify_tls=False,
+            config_secret=secret_name,
+        )
+        return self.store.create(self.flavor.key, manifest, namespace=self.namespace)
+
+    async def wait_standby_ready(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            obj = self.store.try_get(self.flavor.key, name, namespace=self.namespace)
+            conds = (obj or {}).get("status", {}).get("conditions", [])
+            for c in conds:
+                if c.get("type") == "PGBackRestReplicaCreate":
+                    if c.get("status") == "True":
+                        return
+                    if c.get("reason") not in ("Restoring",):
+                        raise SandboxError(f"the v5 standby failed: {c.get('message')}")
+            if time.monotonic() > deadline:
+                raise SandboxError(f"the v5 standby was not ready within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+    # ---- faults and introspection -------------------------------------------------------------
+
+    def s3_signal(self, up: bool) -> None:
+        if self.s3_proc is None or self.s3_proc.poll() is not None:
+            raise SandboxError("the S3 server is not running")
+        self.s3_proc.send_signal(signal.SIGUSR2 if up else signal.SIGUSR1)
+
+    def _add_control_routes(self, app: web.Application) -> None:
+        async def world_info(_: web.Request) -> web.Response:
+            return web.json_response(self.describe())
+
+        async def s3_fault(request: web.Request) -> web.Response:
+            action = request.match_info["action"]
+            if action not in ("stop", "start"):
+                return web.json_response({"error": "use stop or start"}, status=400)
+            self.s3_signal(action == "start")
+            return web.json_response({"s3": action})
+
+        async def standby(request: web.Request) -> web.Response:
+            body = await request.json() if request.can_read_body else {}
+            obj = self.create_standby_object(
+                body.get("name"), repo_path=body.get("repo_path"), bucket=body.get("bucket")
+            )
+            return web.json_response(obj)
+
+        async def load(request: web.Request) -> web.Response:
+            action = request.match_info["action"]
+            if self.load is None:
+                return web.json_response({"error": "no load"}, status=409)
+            if action == "pause":
+                self.load.pause()
+            elif action == "resume":
+                self.load.resume()
+            return web.json_response({"load": action, "acked": self.load.acked})
+
+        app.router.add_get("/_sandbox/world", world_info)
+        app.router.add_post("/_sandbox/faults/s3/{action}", s3_fault)
+        app.router.add_post("/_sandbox/standby", standby)
+        app.router.add_post("/_sandbox/load/{action}", load)
+
+    def describe(self) -> dict[str, Any]:
+        v5 = {
+            name: {"port": inst.server.port, "pid": inst.server.pid, "promoted": inst.promoted}
+            for name, inst in self.v5.items()
+        }
+        return {
+            "supervisor_pid": os.getpid(),
+            "started_at": self.started_at,
+            "flavor": self.flavor.name,
+            "namespace": self.namespace,
+            "cluster": self.cluster,
+            "v5_name": self.opts.standby_name,
+            "storage": self.opts.storage,
+            "backrest": "pgbackrest" if self.backrest_bin else "builtin",
+            "pg_major": self.pg_major,
+            "pg_root": str(self.pg_root) if self.pg_root else None,
+            "kube_url": self.api.url if self.api else None,
+            "s3": {
+                "endpoint": f"https://{self.s3_endpoint}" if self.s3_port else None,
+                "pid": self.s3_proc.pid if self.s3_proc else None,
+                "port": self.s3_port,
+                "bucket": self.bucket,
+                "access_key": self.s3_access_key,
+                "secret_key": self.s3_secret_key,
+                "region": self.s3_region,
+                "repo_path": self.repo_path,
+            },
+            "v4": {
+                "port": self.v4_port,
+                "pid": self.v4.pid if self.v4 else None,
+                "dsn": self.v4_dsn() if self.v4_port else None,
+            },
+            "v5": v5,
+            "superuser_password": self.superuser_password,
+            "load": {
+                "acked": self.load.acked if self.load else 0,
+                "last_error": self.load.last_error if self.load else None,
+                "acked_file": str(self.dir / ACKED_FILE),
+            },
+        }
+
+    def _write_state(self, *, ready: bool = False, stopped: bool = False) -> None:
+        info = self.describe()
+        info["ready"] = ready
+        info["stopped"] = stopped
+        path = self.dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+
+    def env_lines(self) -> list[str]:
+        s3 = f"https://{self.s3_endpoint}"
+        return [
+            f"export KUBECONFIG={self.dir / KUBECONFIG_FILE}",
+            f"export IVYTUI_NAMESPACE={self.namespace}",
+            f"export IVYTUI_CLUSTER={self.cluster}",
+            f"export IVYTUI_V5_NAME={self.opts.standby_name}",
+            f"export IVYTUI_FLAVOR={self.flavor.name}",
+            f"export AWS_ENDPOINT_URL_S3={s3}",
+            f"export AWS_ACCESS_KEY_ID={self.s3_access_key}",
+            f"export AWS_SECRET_ACCESS_KEY={self.s3_secret_key}",
+            f"export AWS_DEFAULT_REGION={self.s3_region}",
+            f"export AWS_CA_BUNDLE={self.dir / 'tls' / 'cert.pem'}",
+        ]
+
+    def _write_env(self) -> None:
+        path = self.dir / ENV_FILE
+        path.write_text("\n".join(self.env_lines()) + "\n")
+        os.chmod(path, 0o600)
