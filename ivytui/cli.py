@@ -29,11 +29,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("cluster", nargs="?", help="the v4 cluster (default: $IVYTUI_CLUSTER, else hippo)")
+    p.add_argument(
+        "cluster", nargs="?", help="the v4 cluster (default: $IVYTUI_CLUSTER, else hippo)"
+    )
     p.add_argument("-n", "--namespace", help="namespace (default: the context's namespace)")
     p.add_argument("--flavor", choices=("ivyo", "pgo"), help="the v5 operator (default: ivyo)")
     p.add_argument("--v5-name", help="the v5 cluster's name (default: the v4 cluster's name)")
@@ -44,7 +46,9 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
 
 
 def _sandbox_up_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--flavor", choices=("ivyo", "pgo"), default="ivyo", help="which v5 operator to play")
+    p.add_argument(
+        "--flavor", choices=("ivyo", "pgo"), default="ivyo", help="which v5 operator to play"
+    )
     p.add_argument("-n", "--namespace", default="pgo")
     p.add_argument("--cluster", default="hippo")
     p.add_argument("--storage", choices=("s3",), default="s3")
@@ -54,7 +58,9 @@ def _sandbox_up_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="archive with real pgBackRest (auto: when installed) or the built-in archiver",
     )
-    p.add_argument("--kube-port", type=int, default=0, help="port of the API emulator (default: free)")
+    p.add_argument(
+        "--kube-port", type=int, default=0, help="port of the API emulator (default: free)"
+    )
     p.add_argument("--s3-port", type=int, default=0, help="port of the S3 server (default: free)")
 
 
@@ -67,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ivytui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    sb = sub.add_parser("sandbox", help="a local rehearsal world on real PostgreSQL, S3 and an API emulator")
+    sb = sub.add_parser(
+        "sandbox", help="a local rehearsal world on real PostgreSQL, S3 and an API emulator"
+    )
     sbsub = sb.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
-    sb_up = sbsub.add_parser("up", help="start the world in the background and return when it is ready")
+    sb_up = sbsub.add_parser(
+        "up", help="start the world in the background and return when it is ready"
+    )
     sb_up.add_argument("--dir", required=True, type=Path, help="directory for the world's files")
     _sandbox_up_options(sb_up)
     sb_up.add_argument(
@@ -83,14 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     sb_down = sbsub.add_parser("down", help="stop every process the world started")
     sb_down.add_argument("--dir", required=True, type=Path)
 
-    demo = sub.add_parser("demo", help="start a world in a temporary directory and open the console on it")
+    demo = sub.add_parser(
+        "demo", help="start a world in a temporary directory and open the console on it"
+    )
     _sandbox_up_options(demo)
     demo.add_argument(
         "--fresh",
         action="store_true",
         help="start without the v5 standby (the default creates it, so there is WAL to watch)",
     )
-    demo.add_argument("--read-only", action="store_true", help="monitor mode: no key changes anything")
+    demo.add_argument(
+        "--read-only", action="store_true", help="monitor mode: no key changes anything"
+    )
     return parser
 
 
@@ -143,7 +157,12 @@ def _sandbox(args: argparse.Namespace) -> int:
         def progress(stage: str, frac: float) -> None:
             line = f"[{frac * 100:3.0f}%] {stage}"
             if tty:
-                print(f"\r\033[K{line}", end="" if stage != "ready" else "\n", file=sys.stderr, flush=True)
+                print(
+                    f"\r\033[K{line}",
+                    end="" if stage != "ready" else "\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
             else:
                 print(line, file=sys.stderr, flush=True)
 

@@ -13,9 +13,16 @@ import pytest
 from ivytui.sandbox import control
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ivytui", *args], capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "ivytui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -36,7 +43,7 @@ def assert_nothing_left(directory: Path) -> None:
 
 
 def test_unknown_flag_is_one_line_and_exit_2() -> None:
-    out = run("sandbox", "up", "--bogus")
+    out = run("sandbox", "up", "--dir", "x", "--bogus")
     assert out.returncode == 2
     assert_one_line(out, "unrecognized arguments: --bogus")
 

@@ -46,7 +46,10 @@ def test_kubectl_sees_the_v4_cluster_its_pods_and_the_v5_standby(world: RunningW
     assert state == "pgcluster Initialized"
     pods = kubectl(world, "get", "pods", "-l", f"pg-cluster={world.cluster}", "-o", "json")
     names = {p["metadata"]["name"]: p["metadata"]["labels"] for p in json.loads(pods)["items"]}
-    assert any(lbl.get("role") == "master" and lbl.get("pgo-pg-database") == "true" for lbl in names.values())
+    assert any(
+        lbl.get("role") == "master" and lbl.get("pgo-pg-database") == "true"
+        for lbl in names.values()
+    )
     assert any(lbl.get("pgo-backrest-repo") == "true" for lbl in names.values())
     spec = json.loads(kubectl(world, "get", "pgcluster", world.cluster, "-o", "json"))["spec"]
     assert spec["backrestStorageTypes"] == ["s3"]
@@ -60,7 +63,15 @@ def test_kubectl_sees_the_v4_cluster_its_pods_and_the_v5_standby(world: RunningW
     conds = {c["type"]: c["status"] for c in v5["status"]["conditions"]}
     assert conds["PGBackRestReplicaCreate"] == "True"
     v5pods = json.loads(
-        kubectl(world, "get", "pods", "-l", f"ivory-operator.ivorysql.org/cluster={world.v5_name}", "-o", "json")
+        kubectl(
+            world,
+            "get",
+            "pods",
+            "-l",
+            f"ivory-operator.ivorysql.org/cluster={world.v5_name}",
+            "-o",
+            "json",
+        )
     )["items"]
     roles = {p["metadata"]["labels"].get("ivory-operator.ivorysql.org/role") for p in v5pods}
     assert "master" in roles
@@ -72,7 +83,9 @@ def test_kubectl_sees_the_v4_cluster_its_pods_and_the_v5_standby(world: RunningW
 async def test_kubernetes_asyncio_lists_and_watches(world: RunningWorld) -> None:
     async with await api(world) as ac:
         core = client.CoreV1Api(ac)
-        pods = await core.list_namespaced_pod(world.namespace, label_selector=f"pg-cluster={world.cluster}")
+        pods = await core.list_namespaced_pod(
+            world.namespace, label_selector=f"pg-cluster={world.cluster}"
+        )
         assert pods.items
         rv = pods.metadata.resource_version
         custom = client.CustomObjectsApi(ac)
@@ -112,13 +125,21 @@ async def test_a_stale_resource_version_is_refused(world: RunningWorld) -> None:
         )
         rv = obj["metadata"]["resourceVersion"]
         await custom.patch_namespaced_custom_object(
-            "crunchydata.com", "v1", world.namespace, "pgclusters", world.cluster,
+            "crunchydata.com",
+            "v1",
+            world.namespace,
+            "pgclusters",
+            world.cluster,
             {"metadata": {"labels": {"touched": "yes"}}},
             _content_type="application/merge-patch+json",
         )
         with pytest.raises(ApiException) as err:
             await custom.patch_namespaced_custom_object(
-                "crunchydata.com", "v1", world.namespace, "pgclusters", world.cluster,
+                "crunchydata.com",
+                "v1",
+                world.namespace,
+                "pgclusters",
+                world.cluster,
                 {"metadata": {"resourceVersion": rv, "labels": {"touched": "again"}}},
                 _content_type="application/merge-patch+json",
             )
@@ -163,7 +184,7 @@ def test_the_bucket_holds_the_pgbackrest_layout(world: RunningWorld) -> None:
     prefix = world.repo_prefix()
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="hippo", Prefix=prefix):
-        keys += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+        keys += [o["Key"][len(prefix) :] for o in page.get("Contents", [])]
     assert "archive/db/archive.info" in keys
     assert "archive/db/archive.info.copy" in keys
     assert "backup/db/backup.info" in keys
@@ -177,24 +198,40 @@ def test_the_bucket_holds_the_pgbackrest_layout(world: RunningWorld) -> None:
     assert any(re.match(r"^backup/db/\d{8}-\d{6}F/backup\.manifest$", k) for k in keys) or (
         world.state["backrest"] == "builtin"
     )
-    info = s3.get_object(Bucket="hippo", Key=prefix + "archive/db/archive.info")["Body"].read().decode()
+    info = (
+        s3.get_object(Bucket="hippo", Key=prefix + "archive/db/archive.info")["Body"]
+        .read()
+        .decode()
+    )
     assert f'db-version="{major}"' in info
     assert re.search(r"^db-system-id=\d+$", info, re.M)
 
 
 def test_sandbox_status_says_what_runs_where(world: RunningWorld) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ivytui", "sandbox", "status", "--dir", str(world.dir)], capture_output=True, text=True, timeout=20
+        [sys.executable, "-m", "ivytui", "sandbox", "status", "--dir", str(world.dir)],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    for part in ("supervisor", "kubernetes api", "s3 server", "v4 postgres", f"v5 postgres {world.v5_name}"):
+    for part in (
+        "supervisor",
+        "kubernetes api",
+        "s3 server",
+        "v4 postgres",
+        f"v5 postgres {world.v5_name}",
+    ):
         assert part in out.stdout
     assert " down " not in out.stdout
 
 
 def test_up_into_a_directory_that_runs_a_world_is_refused(world: RunningWorld) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ivytui", "sandbox", "up", "--dir", str(world.dir)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "ivytui", "sandbox", "up", "--dir", str(world.dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()

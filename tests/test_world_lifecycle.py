@@ -54,31 +54,60 @@ async def apis(w: RunningWorld) -> client.ApiClient:
     return client.ApiClient(configuration=cfg)
 
 
-async def test_wrong_bucket_or_path_leaves_the_standby_failing_with_a_reason(pgo_world: RunningWorld) -> None:
+async def test_wrong_bucket_or_path_leaves_the_standby_failing_with_a_reason(
+    pgo_world: RunningWorld,
+) -> None:
     async with await apis(pgo_world) as ac:
         custom = client.CustomObjectsApi(ac)
-        base = await custom.get_namespaced_custom_object(*PGO[:2], pgo_world.namespace, PGO[2], pgo_world.v5_name)
+        base = await custom.get_namespaced_custom_object(
+            *PGO[:2], pgo_world.namespace, PGO[2], pgo_world.v5_name
+        )
         for name, mutate, words in (
-            ("wrong-path", lambda s: s["backups"]["pgbackrest"]["global"].update({"repo1-path": "/backrestrepo/nope"}), "no archive.info"),
-            ("wrong-bucket", lambda s: s["backups"]["pgbackrest"]["repos"][0]["s3"].update({"bucket": "nope"}), "NoSuchBucket"),
+            (
+                "wrong-path",
+                lambda s: s["backups"]["pgbackrest"]["global"].update(
+                    {"repo1-path": "/backrestrepo/nope"}
+                ),
+                "no archive.info",
+            ),
+            (
+                "wrong-bucket",
+                lambda s: s["backups"]["pgbackrest"]["repos"][0]["s3"].update({"bucket": "nope"}),
+                "NoSuchBucket",
+            ),
         ):
             spec = __import__("copy").deepcopy(base["spec"])
             mutate(spec)
             await custom.create_namespaced_custom_object(
-                *PGO[:2], pgo_world.namespace, PGO[2],
-                {"apiVersion": f"{PGO[0]}/{PGO[1]}", "kind": "PostgresCluster", "metadata": {"name": name}, "spec": spec},
+                *PGO[:2],
+                pgo_world.namespace,
+                PGO[2],
+                {
+                    "apiVersion": f"{PGO[0]}/{PGO[1]}",
+                    "kind": "PostgresCluster",
+                    "metadata": {"name": name},
+                    "spec": spec,
+                },
             )
 
             async def failed(name: str = name) -> Any:
-                obj = await custom.get_namespaced_custom_object(*PGO[:2], pgo_world.namespace, PGO[2], name)
+                obj = await custom.get_namespaced_custom_object(
+                    *PGO[:2], pgo_world.namespace, PGO[2], name
+                )
                 for c in obj.get("status", {}).get("conditions", []):
-                    if c["type"] == "PGBackRestReplicaCreate" and c["status"] == "False" and c["reason"] != "Restoring":
+                    if (
+                        c["type"] == "PGBackRestReplicaCreate"
+                        and c["status"] == "False"
+                        and c["reason"] != "Restoring"
+                    ):
                         return c
                 return None
 
             cond = await eventually(failed, 20, f"{name} failing")
             assert words in cond["message"]
-            await custom.delete_namespaced_custom_object(*PGO[:2], pgo_world.namespace, PGO[2], name)
+            await custom.delete_namespaced_custom_object(
+                *PGO[:2], pgo_world.namespace, PGO[2], name
+            )
 
 
 async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
@@ -107,13 +136,17 @@ async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
         assert pods.items, "the pods went before the state was set"
 
         async def v4_gone() -> bool:
-            p = await core.list_namespaced_pod(w.namespace, label_selector=f"pg-cluster={w.cluster}")
+            p = await core.list_namespaced_pod(
+                w.namespace, label_selector=f"pg-cluster={w.cluster}"
+            )
             return not p.items
 
         await eventually(v4_gone, 15, "v4 pods gone")
         with pytest.raises((OSError, asyncpg.PostgresError)):
             await asyncpg.connect(w.v4_dsn, timeout=2)
-        deps = await client.AppsV1Api(ac).list_namespaced_deployment(w.namespace, label_selector=f"pg-cluster={w.cluster}")
+        deps = await client.AppsV1Api(ac).list_namespaced_deployment(
+            w.namespace, label_selector=f"pg-cluster={w.cluster}"
+        )
         assert deps.items and all(d.spec.replicas == 0 for d in deps.items)
 
         # Promotion: out of recovery, a new timeline, the history file in the repo.
@@ -122,7 +155,9 @@ async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
             lambda: v5.fetchval("SELECT count(*) FROM ivytui_load"), 20, "v5 replayed the load"
         )
         await custom.patch_namespaced_custom_object(
-            *v5args, {"spec": {"standby": {"enabled": False}}}, _content_type="application/merge-patch+json"
+            *v5args,
+            {"spec": {"standby": {"enabled": False}}},
+            _content_type="application/merge-patch+json",
         )
 
         async def promoted() -> bool:
@@ -132,7 +167,9 @@ async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
         walfile = await v5.fetchval("SELECT pg_walfile_name(pg_current_wal_lsn())")
         assert walfile.startswith("00000002")
         lost = await v5.fetchval("SELECT count(*) FROM marks WHERE v = 'after-last-switch'")
-        assert lost == 0, "the v4 shutdown should have lost the row written after the last archived segment"
+        assert lost == 0, (
+            "the v4 shutdown should have lost the row written after the last archived segment"
+        )
         await v5.execute("CREATE TABLE after_promotion (id int)")
         await v5.execute("SELECT pg_switch_wal()")
         s3 = w.s3_client()
@@ -144,7 +181,9 @@ async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
 
         await eventually(history, 20, "00000002.history in the repo")
         await v5.close()
-        pods5 = await core.list_namespaced_pod(w.namespace, label_selector=f"{PREFIX}cluster={w.v5_name}")
+        pods5 = await core.list_namespaced_pod(
+            w.namespace, label_selector=f"{PREFIX}cluster={w.v5_name}"
+        )
         assert any(p.metadata.labels.get(f"{PREFIX}role") == "master" for p in pods5.items)
 
         # Deletion of v4: its pods, deployments, Services and Secrets go; the bucket stays.
@@ -155,7 +194,9 @@ async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
             sel = f"pg-cluster={w.cluster}"
             svc = await core.list_namespaced_service(w.namespace, label_selector=sel)
             sec = await core.list_namespaced_secret(w.namespace, label_selector=sel)
-            dep = await client.AppsV1Api(ac).list_namespaced_deployment(w.namespace, label_selector=sel)
+            dep = await client.AppsV1Api(ac).list_namespaced_deployment(
+                w.namespace, label_selector=sel
+            )
             return not (svc.items or sec.items or dep.items)
 
         await eventually(v4_objects_gone, 15, "v4 objects gone")
@@ -168,7 +209,9 @@ async def test_shutdown_promotion_and_deletion(pgo_world: RunningWorld) -> None:
         await custom.delete_namespaced_custom_object(*v5args)
 
         async def v5_gone() -> bool:
-            p = await core.list_namespaced_pod(w.namespace, label_selector=f"{PREFIX}cluster={w.v5_name}")
+            p = await core.list_namespaced_pod(
+                w.namespace, label_selector=f"{PREFIX}cluster={w.v5_name}"
+            )
             return not p.items
 
         await eventually(v5_gone, 20, "v5 pods gone")

@@ -70,7 +70,9 @@ def read_state(directory: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, json.JSONDecodeError) as exc:
-        raise SandboxError(f"{path} is unreadable ({exc}): remove it if no world runs there") from exc
+        raise SandboxError(
+            f"{path} is unreadable ({exc}): remove it if no world runs there"
+        ) from exc
     return data
 
 
@@ -134,7 +136,9 @@ def _progress_lines(path: Path) -> Iterator[dict[str, Any] | None]:
                 yield json.loads(line)
 
 
-def spawn(directory: Path, opts: UpOptions, *, parent_pid: int | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    directory: Path, opts: UpOptions, *, parent_pid: int | None = None
+) -> subprocess.Popen[bytes]:
     """Start the supervisor detached from the terminal; it outlives this process."""
     directory = directory.resolve()
     if running(directory):
@@ -192,7 +196,9 @@ def wait_ready(
                 )
             if time.monotonic() > deadline:
                 down(directory)
-                raise SandboxError(f"the sandbox was not ready within {timeout:.0f} s; it was stopped")
+                raise SandboxError(
+                    f"the sandbox was not ready within {timeout:.0f} s; it was stopped"
+                )
             time.sleep(0.05)
             continue
         if "error" in rec:

@@ -25,7 +25,9 @@ def _progress_writer(
     fh = path.open("a", buffering=1)
 
     def emit(stage: str, frac: float) -> None:
-        fh.write(json.dumps({"time": time.time(), "stage": stage, "progress": round(frac, 3)}) + "\n")
+        fh.write(
+            json.dumps({"time": time.time(), "stage": stage, "progress": round(frac, 3)}) + "\n"
+        )
 
     def fail(message: str) -> None:
         fh.write(json.dumps({"time": time.time(), "error": message}) + "\n")

@@ -96,7 +96,7 @@ class WriteLoad:
                     if conn is not None:
                         conn.terminate()
                     raise
-                except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                     self.last_error = str(exc) or type(exc).__name__
                     if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
                         pass

@@ -112,6 +112,8 @@ def pod(
                 {
                     "name": container,
                     "image": image,
+                    "imageID": f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}",
+                    "containerID": f"containerd://{hashlib.sha256(name.encode()).hexdigest()}",
                     "ready": ready,
                     "restartCount": 0,
                     "started": phase == "Running",

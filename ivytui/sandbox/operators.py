@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TERMINATING = "sandbox.ivytui/terminating"
+
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -159,7 +161,9 @@ class V4Operator(Controller):
             )
         self.put(
             "services",
-            ob.service(c, self.ns, common, port=w.v4_port, selector={"pg-cluster": c, "role": "master"}),
+            ob.service(
+                c, self.ns, common, port=w.v4_port, selector={"pg-cluster": c, "role": "master"}
+            ),
         )
         self.put(
             "services",
@@ -177,10 +181,11 @@ class V4Operator(Controller):
     def _scale(self, replicas: int) -> None:
         c = self.cluster
         image = f"registry.developers.crunchydata.com/crunchydata/crunchy-postgres-ha:centos8-{self.world.pg_major}.4-4.7.3"
-        repo_image = "registry.developers.crunchydata.com/crunchydata/pgo-backrest-repo:centos8-4.7.3"
-        self.put("deployments.apps", ob.deployment(c, self.ns, ob.v4_primary_labels(c), replicas=replicas, image=image))
-        self.put(
-            "deployments.apps",
+        repo_image = (
+            "registry.developers.crunchydata.com/crunchydata/pgo-backrest-repo:centos8-4.7.3"
+        )
+        for dep in (
+            ob.deployment(c, self.ns, ob.v4_primary_labels(c), replicas=replicas, image=image),
             ob.deployment(
                 f"{c}-backrest-shared-repo",
                 self.ns,
@@ -188,7 +193,16 @@ class V4Operator(Controller):
                 replicas=replicas,
                 image=repo_image,
             ),
-        )
+        ):
+            self.put("deployments.apps", dep)
+            with contextlib.suppress(ApiError):
+                self.store.merge_patch(
+                    "deployments.apps",
+                    dep["metadata"]["name"],
+                    {"status": dep["status"]},
+                    namespace=self.ns,
+                    subresource="status",
+                )
         if replicas:
             self.put(
                 "pods",
@@ -212,7 +226,9 @@ class V4Operator(Controller):
             )
 
     def _pods(self) -> list[dict[str, Any]]:
-        items, _ = self.store.list("pods", namespace=self.ns, label_selector=f"pg-cluster={self.cluster}")
+        items, _ = self.store.list(
+            "pods", namespace=self.ns, label_selector=f"pg-cluster={self.cluster}"
+        )
         return items
 
     async def handle(self, etype: str, key: str, obj: dict[str, Any]) -> None:
@@ -225,39 +241,70 @@ class V4Operator(Controller):
         state = obj.get("status", {}).get("state", "")
         if shutdown and state != "pgcluster Shutdown":
             # Like the real operator: the state is set first and at once, without waiting for pods.
-            self.set_status(ob.V4_KEY, self.cluster, {"state": "pgcluster Shutdown", "message": "Cluster shut down"})
+            self.set_status(
+                ob.V4_KEY,
+                self.cluster,
+                {"state": "pgcluster Shutdown", "message": "Cluster shut down"},
+            )
             self.spawn(self._shutdown(obj), "v4-shutdown")
         elif not shutdown and state == "pgcluster Shutdown":
-            self.set_status(ob.V4_KEY, self.cluster, {"state": "pgcluster Restoring", "message": "Starting cluster"})
+            self.set_status(
+                ob.V4_KEY,
+                self.cluster,
+                {"state": "pgcluster Restoring", "message": "Starting cluster"},
+            )
             self.spawn(self._startup(obj), "v4-startup")
 
     async def _shutdown(self, obj: dict[str, Any]) -> None:
         async with self._busy:
-            self.event(obj, "ClusterShutdown", f"shutting down pgcluster {self.cluster}: all deployments scaled to 0")
+            self.event(
+                obj,
+                "ClusterShutdown",
+                f"shutting down pgcluster {self.cluster}: all deployments scaled to 0",
+            )
             for name in (self.cluster, f"{self.cluster}-backrest-shared-repo"):
                 with contextlib.suppress(ApiError):
-                    self.store.merge_patch("deployments.apps", name, {"spec": {"replicas": 0}, "status": {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0}}, namespace=self.ns)
+                    self.store.merge_patch(
+                        "deployments.apps", name, {"spec": {"replicas": 0}}, namespace=self.ns
+                    )
+                    self.store.merge_patch(
+                        "deployments.apps",
+                        name,
+                        {"status": {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0}},
+                        namespace=self.ns,
+                        subresource="status",
+                    )
+            # The pods are Terminating (deletionTimestamp set) until PostgreSQL is gone.
             for p in self._pods():
+                name = p["metadata"]["name"]
                 with contextlib.suppress(ApiError):
                     self.store.merge_patch(
-                        "pods",
-                        p["metadata"]["name"],
-                        {"metadata": {"deletionTimestamp": now_rfc3339(), "deletionGracePeriodSeconds": 30}},
-                        namespace=self.ns,
+                        "pods", name, {"metadata": {"finalizers": [TERMINATING]}}, namespace=self.ns
                     )
+                    self.store.delete("pods", name, namespace=self.ns)
             await asyncio.sleep(self.world.v4_kill_delay)
             # A paused Patroni does not stop PostgreSQL cleanly, and the repo host (the only way to
             # the bucket) dies at the same moment: whatever was not archived yet stays behind.
             await self.world.v4_kill()
             await asyncio.sleep(0.5)
             for p in self._pods():
-                self.remove("pods", p["metadata"]["name"])
+                with contextlib.suppress(ApiError):
+                    self.store.merge_patch(
+                        "pods",
+                        p["metadata"]["name"],
+                        {"metadata": {"finalizers": None}},
+                        namespace=self.ns,
+                    )
 
     async def _startup(self, obj: dict[str, Any]) -> None:
         async with self._busy:
             await self.world.v4_start()
             self._scale(1)
-            self.set_status(ob.V4_KEY, self.cluster, {"state": "pgcluster Initialized", "message": "Cluster has been initialized"})
+            self.set_status(
+                ob.V4_KEY,
+                self.cluster,
+                {"state": "pgcluster Initialized", "message": "Cluster has been initialized"},
+            )
             self.event(obj, "ClusterStarted", f"pgcluster {self.cluster} started")
 
     async def _delete(self) -> None:
@@ -304,7 +351,9 @@ class V5Operator(Controller):
             self._state[name] = "promoting"
             self.spawn(self._promote(obj), f"v5-promote-{name}")
 
-    def _condition(self, type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    def _condition(
+        self, type_: str, ok: bool, reason: str, message: str, generation: int
+    ) -> dict[str, Any]:
         return {
             "type": type_,
             "status": "True" if ok else "False",
@@ -326,7 +375,9 @@ class V5Operator(Controller):
                     self._condition("PGBackRestReplicaRepoReady", False, reason, message, gen),
                     self._condition("PGBackRestReplicaCreate", False, reason, message, gen),
                 ],
-                "instances": [{"name": "instance1", "replicas": 1, "readyReplicas": 0, "updatedReplicas": 1}],
+                "instances": [
+                    {"name": "instance1", "replicas": 1, "readyReplicas": 0, "updatedReplicas": 1}
+                ],
                 "observedGeneration": gen,
             },
         )
@@ -358,7 +409,9 @@ class V5Operator(Controller):
             self.label("pgbackrest"): "",
             self.label("pgbackrest-dedicated"): "",
         }
-        return ob.pod(f"{name}-repo-host-0", self.ns, labels, container="pgbackrest", image="pgbackrest:2.45")
+        return ob.pod(
+            f"{name}-repo-host-0", self.ns, labels, container="pgbackrest", image="pgbackrest:2.45"
+        )
 
     async def _validate(self, obj: dict[str, Any]) -> tuple[dict[str, str], str] | None:
         """Check the repo settings as the real operator's restore would; None after a failure."""
@@ -368,7 +421,11 @@ class V5Operator(Controller):
         repo_name = spec.get("standby", {}).get("repoName", "repo1")
         repo = next((r for r in repos if r.get("name") == repo_name), None)
         if repo is None:
-            self._fail(obj, "RepoNotFound", f"spec.standby.repoName {repo_name!r} is not one of spec.backups.pgbackrest.repos")
+            self._fail(
+                obj,
+                "RepoNotFound",
+                f"spec.standby.repoName {repo_name!r} is not one of spec.backups.pgbackrest.repos",
+            )
             return None
         s3 = repo.get("s3")
         gcs = repo.get("gcs")
@@ -384,7 +441,11 @@ class V5Operator(Controller):
                 continue
             sec = self.store.try_get("secrets", sname, namespace=self.ns)
             if sec is None:
-                self._fail(obj, "SecretNotFound", f"Secret {sname!r} referenced in spec.backups.pgbackrest.configuration not found")
+                self._fail(
+                    obj,
+                    "SecretNotFound",
+                    f"Secret {sname!r} referenced in spec.backups.pgbackrest.configuration not found",
+                )
                 return None
             creds.update(self.world.parse_backrest_conf(sec))
         if not await self.world.repo_has_stanza(path):
@@ -402,7 +463,11 @@ class V5Operator(Controller):
         async with self.lock(name):
             standby = bool(obj.get("spec", {}).get("standby", {}).get("enabled"))
             if not standby:
-                self._fail(obj, "NotSupported", "the sandbox operator only creates clusters in standby mode")
+                self._fail(
+                    obj,
+                    "NotSupported",
+                    "the sandbox operator only creates clusters in standby mode",
+                )
                 return
             self.put("pods", self._instance_pod(name, False, "replica"))
             self.put("pods", self._repo_pod(name))
@@ -410,8 +475,23 @@ class V5Operator(Controller):
                 self.flavor.key,
                 name,
                 {
-                    "instances": [{"name": "instance1", "replicas": 1, "readyReplicas": 0, "updatedReplicas": 1}],
-                    "conditions": [self._condition("PGBackRestReplicaCreate", False, "Restoring", "restoring the standby from repo1", gen)],
+                    "instances": [
+                        {
+                            "name": "instance1",
+                            "replicas": 1,
+                            "readyReplicas": 0,
+                            "updatedReplicas": 1,
+                        }
+                    ],
+                    "conditions": [
+                        self._condition(
+                            "PGBackRestReplicaCreate",
+                            False,
+                            "Restoring",
+                            "restoring the standby from repo1",
+                            gen,
+                        )
+                    ],
                     "observedGeneration": gen,
                 },
             )
@@ -428,7 +508,13 @@ class V5Operator(Controller):
             common = {self.label("cluster"): name}
             self.put(
                 "services",
-                ob.service(f"{name}-primary", self.ns, common, port=port, selector={self.label("cluster"): name, self.label("role"): "master"}),
+                ob.service(
+                    f"{name}-primary",
+                    self.ns,
+                    common,
+                    port=port,
+                    selector={self.label("cluster"): name, self.label("role"): "master"},
+                ),
             )
             self.put(
                 "secrets",
@@ -450,11 +536,38 @@ class V5Operator(Controller):
                 self.flavor.key,
                 name,
                 {
-                    "instances": [{"name": "instance1", "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}],
-                    "pgbackrest": {"repos": [{"name": "repo1", "stanzaCreated": False, "repoOptionsHash": ob.suffix(path, 8)}]},
+                    "instances": [
+                        {
+                            "name": "instance1",
+                            "replicas": 1,
+                            "readyReplicas": 1,
+                            "updatedReplicas": 1,
+                        }
+                    ],
+                    "pgbackrest": {
+                        "repos": [
+                            {
+                                "name": "repo1",
+                                "stanzaCreated": False,
+                                "repoOptionsHash": ob.suffix(path, 8),
+                            }
+                        ]
+                    },
                     "conditions": [
-                        self._condition("PGBackRestReplicaRepoReady", True, "StanzaExists", "pgBackRest replica create repo is ready for backups", gen),
-                        self._condition("PGBackRestReplicaCreate", True, "RepoBackupComplete", "pgBackRest replica creation is now possible", gen),
+                        self._condition(
+                            "PGBackRestReplicaRepoReady",
+                            True,
+                            "StanzaExists",
+                            "pgBackRest replica create repo is ready for backups",
+                            gen,
+                        ),
+                        self._condition(
+                            "PGBackRestReplicaCreate",
+                            True,
+                            "RepoBackupComplete",
+                            "pgBackRest replica creation is now possible",
+                            gen,
+                        ),
                     ],
                     "observedGeneration": gen,
                 },
@@ -483,13 +596,29 @@ class V5Operator(Controller):
                 {
                     "pgbackrest": {"repos": [{"name": "repo1", "stanzaCreated": True}]},
                     "conditions": [
-                        self._condition("PGBackRestReplicaRepoReady", True, "StanzaExists", "pgBackRest replica create repo is ready for backups", gen),
-                        self._condition("PGBackRestReplicaCreate", True, "RepoBackupComplete", "pgBackRest replica creation is now possible", gen),
+                        self._condition(
+                            "PGBackRestReplicaRepoReady",
+                            True,
+                            "StanzaExists",
+                            "pgBackRest replica create repo is ready for backups",
+                            gen,
+                        ),
+                        self._condition(
+                            "PGBackRestReplicaCreate",
+                            True,
+                            "RepoBackupComplete",
+                            "pgBackRest replica creation is now possible",
+                            gen,
+                        ),
                     ],
                     "observedGeneration": gen,
                 },
             )
-            self.event(obj, "Promoted", f"standby {name} promoted: it is now a primary and archives into repo1")
+            self.event(
+                obj,
+                "Promoted",
+                f"standby {name} promoted: it is now a primary and archives into repo1",
+            )
 
     async def _delete(self, name: str) -> None:
         async with self.lock(name):

@@ -133,7 +133,7 @@ def find_pg_bindir(
 
 @functools.cache
 def pg_major(bindir: Path) -> int:
-    """PostgreSQL major version of the server in bindir (e.g. 15)."""
+    """PostgreSQL major version of the server in bindir (e.g. 15; 9 for 9.6)."""
     try:
         out = subprocess.run(
             [str(bindir / "postgres"), "--version"],
@@ -143,13 +143,10 @@ def pg_major(bindir: Path) -> int:
         raise SandboxError(
             f"cannot run {bindir / 'postgres'} --version ({exc}): check IVYTUI_PG_BINDIR"
         ) from exc
-    m = re.search(r"\)\s*(\d+)(?:\.(\d+))?", out) or re.search(r"(\d+)\.(\d+)", out)
+    m = re.search(r"\)\s*(\d+)", out) or re.search(r"(\d+)\.\d+", out)
     if m is None:
         raise SandboxError(f"cannot read the PostgreSQL version from {out.strip()!r}")
-    major = int(m.group(1))
-    if major < 10 and m.group(2) is not None:
-        major = major * 10 + int(m.group(2))
-    return major
+    return int(m.group(1))
 
 
 # --------------------------------------------------------------------------- OS user
@@ -249,7 +246,7 @@ def _clean_env(extra: Mapping[str, str] | None, home: Path | None) -> dict[str, 
 async def run_command(
     args: Sequence[str | Path],
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     as_pg: bool = True,
@@ -389,6 +386,11 @@ class PgServer:
         self.log_file = run_dir / f"{name}.log"
         self.superuser_password = superuser_password
 
+    @property
+    def socket_dir(self) -> Path:
+        """Same as sock_dir: the unix_socket_directories of this server."""
+        return self.sock_dir
+
     def __repr__(self) -> str:
         return f"PgServer({self.name!r}, port={self.port}, data_dir={str(self.data_dir)!r})"
 
@@ -404,7 +406,12 @@ class PgServer:
         if not self.log_file.exists():
             write_pg_file(self.log_file, "", 0o640)
 
-    async def _run(self, *args: str | Path, timeout: float, input: bytes | None = None) -> CommandResult:
+    async def _run(
+        self,
+        *args: str | Path,
+        timeout: float,  # noqa: ASYNC109
+        input: bytes | None = None,
+    ) -> CommandResult:
         return await run_command(args, timeout=timeout, cwd=self.run_dir, input=input)
 
     def _fail(self, what: str, res: CommandResult) -> SandboxError:
@@ -414,7 +421,7 @@ class PgServer:
 
     # ----------------------------------------------------------------- life cycle
 
-    async def initdb(self, superuser_password: str, *, timeout: float = 120) -> None:
+    async def initdb(self, superuser_password: str, *, timeout: float = 120) -> None:  # noqa: ASYNC109
         """initdb -U postgres with trust on the socket and scram-sha-256 on 127.0.0.1."""
         self.prepare_dirs()
         make_pg_dir(self.data_dir, 0o700)
@@ -475,7 +482,7 @@ class PgServer:
         body = "".join(f"{k} = {v}\n" for k, v in merged.items())
         write_pg_file(self.data_dir / CONF_FILE, "# written by the ivytui sandbox\n" + body)
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30) -> None:  # noqa: ASYNC109
         """pg_ctl start -w on 127.0.0.1:port with its socket in run_dir/sock."""
         self.prepare_dirs()
         if self.is_running():
@@ -496,7 +503,9 @@ class PgServer:
         )  # fmt: skip
         if res.returncode == 0:
             return
-        lines = [" ".join(_LOG_PREFIX.sub("", ln).split()) for ln in _tail(self.log_file, since, 30)]
+        lines = [
+            " ".join(_LOG_PREFIX.sub("", ln).split()) for ln in _tail(self.log_file, since, 30)
+        ]
         reason = next((ln for ln in lines if "could not bind" in ln), None)
         if reason is None:
             fatal = [ln for ln in lines if ln.startswith(("FATAL", "PANIC", "ERROR"))]
@@ -516,7 +525,10 @@ class PgServer:
 
         PostgreSQL tests the pid in a lock file with kill(pid, 0), which succeeds on a zombie.
         """
-        for lock in (self.data_dir / "postmaster.pid", self.sock_dir / f".s.PGSQL.{self.port}.lock"):
+        for lock in (
+            self.data_dir / "postmaster.pid",
+            self.sock_dir / f".s.PGSQL.{self.port}.lock",
+        ):
             try:
                 pid = int(lock.read_text().split("\n", 1)[0].strip())
             except (OSError, ValueError):
@@ -525,7 +537,9 @@ class PgServer:
                 lock.unlink(missing_ok=True)
 
     async def stop(
-        self, mode: Literal["fast", "immediate", "smart"] = "fast", timeout: float = 60
+        self,
+        mode: Literal["fast", "immediate", "smart"] = "fast",
+        timeout: float = 60,  # noqa: ASYNC109
     ) -> None:
         """pg_ctl stop -m mode -w."""
         if not self.is_running():
@@ -538,7 +552,7 @@ class PgServer:
         if res.returncode != 0 and self.is_running():
             raise self._fail(f"stop -m {mode}", res)
 
-    async def kill(self, timeout: float = 15) -> None:
+    async def kill(self, timeout: float = 15) -> None:  # noqa: ASYNC109
         """SIGKILL the postmaster and all its processes, like a pod killed; waits until gone."""
         pid = self.pid
         if pid is None or not pid_alive(pid):
@@ -560,7 +574,7 @@ class PgServer:
             await asyncio.sleep(0.05)
         raise SandboxError(f"PostgreSQL '{self.name}' (pid {pid}) survived SIGKILL for {timeout} s")
 
-    async def promote(self, timeout: float = 60) -> None:
+    async def promote(self, timeout: float = 60) -> None:  # noqa: ASYNC109
         """pg_ctl promote -w: end recovery, switch to a new timeline."""
         res = await self._run(
             self._bin("pg_ctl"), "promote", "-D", self.data_dir, "-w", "-t", str(int(timeout)),
@@ -599,8 +613,8 @@ class PgServer:
             auth += ":" + urllib.parse.quote(pw, safe="")
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
-    async def psql(self, sql: str, *, database: str = "postgres", timeout: float = 60) -> str:
-        """Run SQL through psql on the socket (trust) and return its unaligned, tuples-only output."""
+    async def psql(self, sql: str, *, database: str = "postgres", timeout: float = 60) -> str:  # noqa: ASYNC109
+        """Run SQL with psql over the socket (trust); returns the unaligned tuples-only output."""
         res = await self._run(
             self._bin("psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
             "-h", self.sock_dir, "-p", str(self.port), "-U", "postgres", "-d", database,

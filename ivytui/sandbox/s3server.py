@@ -40,6 +40,7 @@ ACCESS_KEY = "ivytui-sandbox"
 SECRET_KEY = "ivytui-sandbox-secret"
 REGION = "us-east-1"
 
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 _HANDLER_IDLE_TIMEOUT = 120.0
 _UNWRAP_TIMEOUT = 1.0
 
@@ -112,9 +113,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _make_server(host: str, listener: socket.socket, app: Any, ctx: ssl.SSLContext) -> Any:
     """A threaded Werkzeug server on an already bound socket, with clean TLS closes."""
-    from werkzeug.serving import ThreadedWSGIServer
-
     from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import ThreadedWSGIServer
 
     class Handler(MotoRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -142,9 +142,7 @@ def _make_server(host: str, listener: socket.socket, app: Any, ctx: ssl.SSLConte
         def __init__(self) -> None:
             self.connections: set[socket.socket] = set()
             self.connections_lock = threading.Lock()
-            super().__init__(
-                host, 0, app, handler=Handler, ssl_context=ctx, fd=listener.fileno()
-            )
+            super().__init__(host, 0, app, handler=Handler, ssl_context=ctx, fd=listener.fileno())
 
         def get_request(self) -> tuple[socket.socket, Any]:
             # Accept on the plain socket; the TLS handshake happens in the handler's thread,
@@ -201,7 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     port = int(listener.getsockname()[1])
 
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.s3.models import s3_backends
 
@@ -239,7 +237,14 @@ def _serve(args: argparse.Namespace) -> int:
     running: tuple[Any, threading.Thread] | None = start(listener)
     state(True)
     while True:
-        signum = signal.sigwait(controls)
+        got = signal.sigtimedwait(controls, 1.0)
+        if got is None:
+            if args.exit_with_parent and os.getppid() != args.exit_with_parent:
+                signum: int = signal.SIGTERM  # the sandbox that started us is gone
+            else:
+                continue
+        else:
+            signum = got.si_signo
         if signum in (signal.SIGTERM, signal.SIGINT):
             if running is not None:
                 stop(*running)
@@ -267,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True)
     parser.add_argument("--bucket", action="append", default=[])
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument(
+        "--exit-with-parent", type=int, default=0, metavar="PID", help="exit when PID is gone"
+    )
     args = parser.parse_args(argv)
     return _serve(args)
 
@@ -302,7 +310,7 @@ class S3ServerProcess:
     def is_running(self) -> bool:
         return self.process.returncode is None
 
-    async def _signal_and_wait(self, signum: int, listening: bool, timeout: float) -> None:
+    async def _signal_and_wait(self, signum: int, listening: bool, timeout: float) -> None:  # noqa: ASYNC109
         if not self.is_running():
             raise SandboxError(f"S3 server (pid {self.pid}) is not running: restart the sandbox")
         self.process.send_signal(signum)
@@ -314,20 +322,20 @@ class S3ServerProcess:
             if info is not None and info.get("error"):
                 raise SandboxError(f"S3 server: {info['error']}")
             await asyncio.sleep(0.02)
+        verb = "start" if listening else "stop"
         raise SandboxError(
-            f"S3 server did not {'start' if listening else 'stop'} listening within {timeout:.0f} s:"
-            f" see {self.log_file}"
+            f"S3 server did not {verb} listening within {timeout:.0f} s: see {self.log_file}"
         )
 
-    async def go_down(self, timeout: float = 10.0) -> None:
+    async def go_down(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Stop listening and drop all connections; objects stay in memory."""
         await self._signal_and_wait(signal.SIGUSR1, False, timeout)
 
-    async def come_back(self, timeout: float = 10.0) -> None:
+    async def come_back(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Listen again on the same port."""
         await self._signal_and_wait(signal.SIGUSR2, True, timeout)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         if self.process.returncode is not None:
             return
         self.process.terminate()
@@ -346,39 +354,58 @@ def _read_ready(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _launch_files(run_dir: Path) -> tuple[Path, Path, Path, Path]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cert, key = make_tls(run_dir / "tls")
+    ready = run_dir / "s3server.ready.json"
+    ready.unlink(missing_ok=True)
+    return cert, key, ready, run_dir / "s3server.log"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"
+
+
 async def start_s3_server(
     run_dir: Path,
     *,
     buckets: Sequence[str] = ("hippo",),
     host: str = "127.0.0.1",
     port: int = 0,
-    timeout: float = 30.0,
+    timeout: float = 30.0,  # noqa: ASYNC109
 ) -> S3ServerProcess:
-    """Start the S3 server as a child process; returns once it listens (its TLS files in run_dir)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cert, key = make_tls(run_dir / "tls")
-    ready = run_dir / "s3server.ready.json"
-    ready.unlink(missing_ok=True)
-    log_file = run_dir / "s3server.log"
+    """Start the S3 server as a child process; returns once it listens.
+
+    Its TLS files, ready file and log live in run_dir.
+    """
+    cert, key, ready, log_file = _launch_files(run_dir)
     args = [
         sys.executable, "-m", "ivytui.sandbox.s3server",
         "--host", host, "--port", str(port),
         "--cert", str(cert), "--key", str(key), "--ready-file", str(ready),
+        "--exit-with-parent", str(os.getpid()),
     ]  # fmt: skip
     for bucket in buckets:
         args += ["--bucket", bucket]
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
+    root = _PROJECT_ROOT
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    with open(log_file, "ab") as log:
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
         process = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            stdout=log_fd,
+            stderr=log_fd,
             env=env,
             start_new_session=True,
         )
+    finally:
+        os.close(log_fd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = _read_ready(ready)
@@ -399,9 +426,7 @@ async def start_s3_server(
     if process.returncode is None:
         process.kill()
         await process.wait()
-    lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
-    last = lines[-1] if lines else "no output"
-    raise SandboxError(f"the S3 server did not start ({last}): see {log_file}")
+    raise SandboxError(f"the S3 server did not start ({_last_line(log_file)}): see {log_file}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,12 @@ from ivytui.sandbox import backrest as br
 from ivytui.sandbox import objects as ob
 from ivytui.sandbox import pg as pgmod
 from ivytui.sandbox import s3server
-from ivytui.sandbox.kubeapi import BUILTIN_TYPES, KubeAPIServer, KubeStore, crd_manifest, write_kubeconfig
+from ivytui.sandbox.kubeapi import (
+    KubeAPIServer,
+    KubeStore,
+    crd_manifest,
+    write_kubeconfig,
+)
 from ivytui.sandbox.load import WriteLoad
 from ivytui.sandbox.operators import V4Operator, V5Operator
 
@@ -164,7 +169,9 @@ class World:
             else:
                 self.backrest_bin = br.have_pgbackrest()
                 if self.backrest_bin is None and self.opts.backrest == "pgbackrest":
-                    raise SandboxError("pgbackrest is not installed: apt-get install pgbackrest, or use --backrest builtin")
+                    raise SandboxError(
+                        "pgbackrest is not installed: apt-get install pgbackrest, or use --backrest builtin"
+                    )
             self.pg_root = pgmod.make_pg_root()
             self._write_state()
 
@@ -176,7 +183,7 @@ class World:
             await self._start_api()
             self._write_state()
 
-            step("starting the v4 primary (PostgreSQL %s)" % self.pg_major)
+            step(f"starting the v4 primary (PostgreSQL {self.pg_major})")
             await self._start_v4()
             self._write_state()
 
@@ -193,11 +200,15 @@ class World:
 
             step("starting the write load on v4")
             assert self.v4 is not None
-            self.load = WriteLoad(self.v4_dsn(), self.dir / ACKED_FILE, interval=self.opts.load_interval)
+            self.load = WriteLoad(
+                self.v4_dsn(), self.dir / ACKED_FILE, interval=self.opts.load_interval
+            )
             self.load.start()
 
             if self.opts.with_standby:
-                step(f"creating the v5 standby {self.opts.standby_name} and waiting for it to replay")
+                step(
+                    f"creating the v5 standby {self.opts.standby_name} and waiting for it to replay"
+                )
                 self.create_standby_object()
                 await self.wait_standby_ready(self.opts.standby_name, timeout=120)
             self._write_state(ready=True)
@@ -262,6 +273,8 @@ class World:
                 self.bucket,
                 "--ready-file",
                 str(ready),
+                "--exit-with-parent",
+                str(os.getpid()),
             ],
             stdout=log_fh,
             stderr=subprocess.STDOUT,
@@ -272,7 +285,9 @@ class World:
         while not ready.exists():
             if self.s3_proc.poll() is not None:
                 tail = (self.dir / "s3.log").read_text(errors="replace").strip().splitlines()
-                raise SandboxError(f"the S3 server did not start: {tail[-1] if tail else 'no output'}")
+                raise SandboxError(
+                    f"the S3 server did not start: {tail[-1] if tail else 'no output'}"
+                )
             if time.monotonic() > deadline:
                 raise SandboxError("the S3 server did not start within 30 s (see s3.log)")
             await asyncio.sleep(0.05)
@@ -293,7 +308,9 @@ class World:
         key = "customresourcedefinitions.apiextensions.k8s.io"
         self.store.create(
             key,
-            crd_manifest(ob.V4_GROUP, ob.V4_VERSION, ob.V4_PLURAL, ob.V4_KIND, short_names=("pgc",)),
+            crd_manifest(
+                ob.V4_GROUP, ob.V4_VERSION, ob.V4_PLURAL, ob.V4_KIND, short_names=("pgc",)
+            ),
         )
         f = self.flavor
         self.store.create(
@@ -318,7 +335,9 @@ class World:
         assert self.pg_root is not None and self.bindir is not None
         self.v4_port = pgmod.free_port()
         base = self.pg_root / "v4"
-        self.v4 = pgmod.PgServer("v4", base / "data", port=self.v4_port, bindir=self.bindir, run_dir=base / "run")
+        self.v4 = pgmod.PgServer(
+            "v4", base / "data", port=self.v4_port, bindir=self.bindir, run_dir=base / "run"
+        )
         await self.v4.initdb(self.superuser_password)
         settings = self._pg_settings(port=self.v4_port)
         if self.backrest_bin:
@@ -328,7 +347,7 @@ class World:
         else:
             self.archiver = br.BuiltinArchiver(self.target(), spool=self.pg_root / "spool")
             await self.archiver.start()
-            settings["archive_command"] = self.archiver.archive_command()
+            settings["archive_command"] = self.archiver.archive_command
         await self.v4.configure(settings)
         await self.v4.start()
         await self.v4.psql(f"CREATE USER testuser PASSWORD '{self.v4_users['testuser']}'")
@@ -411,7 +430,9 @@ class World:
             raise SandboxError(f"repo path {repo_path} holds no stanza db")
         port = pgmod.free_port()
         base = self.pg_root / f"v5-{name}"
-        server = pgmod.PgServer(f"v5-{name}", base / "data", port=port, bindir=self.bindir, run_dir=base / "run")
+        server = pgmod.PgServer(
+            f"v5-{name}", base / "data", port=port, bindir=self.bindir, run_dir=base / "run"
+        )
         config: Path | None = None
         settings = self._pg_settings(port=port)
         settings["hot_standby"] = "on"
@@ -419,12 +440,12 @@ class World:
             config = base / "pgbackrest.conf"
             base.mkdir(parents=True, exist_ok=True)
             self._backrest_config(config, server, base)
-            await br.restore_standby(config, server)
+            await br.restore_standby(config, server.data_dir)
             settings["archive_command"] = br.archive_command(config)
         else:
             assert self.archiver is not None and self.v4 is not None
             await self.archiver.seed_standby(self.v4, server)
-            settings["archive_command"] = self.archiver.archive_command()
+            settings["archive_command"] = self.archiver.archive_command
         await server.configure(settings)
         await server.start()
         self.v5[name] = _V5Instance(name, server, config)
@@ -448,7 +469,9 @@ class World:
 
     # ---- the v5 object, as an engineer would create it -------------------------------------
 
-    def create_standby_object(self, name: str | None = None, *, repo_path: str | None = None, bucket: str | None = None) -> dict[str, Any]:
+    def create_standby_object(
+        self, name: str | None = None, *, repo_path: str | None = None, bucket: str | None = None
+    ) -> dict[str, Any]:
         name = name or self.opts.standby_name
         secret_name = f"{name}-pgbackrest-secret"
         conf = (
