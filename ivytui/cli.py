@@ -51,7 +51,9 @@ def _sandbox_up_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-n", "--namespace", default="pgo")
     p.add_argument("--cluster", default="hippo")
-    p.add_argument("--storage", choices=("s3",), default="s3")
+    p.add_argument(
+        "--storage", choices=("s3", "gcs"), default="s3", help="object storage of the repo"
+    )
     p.add_argument(
         "--backrest",
         choices=("auto", "pgbackrest", "builtin"),

@@ -218,7 +218,7 @@ def test_sandbox_status_says_what_runs_where(world: RunningWorld) -> None:
     for part in (
         "supervisor",
         "kubernetes api",
-        "s3 server",
+        "object storage",
         "v4 postgres",
         f"v5 postgres {world.v5_name}",
     ):

@@ -1,0 +1,1 @@
+"""The pure core: snapshots, LSN arithmetic, repo parsing, lag and the runbook. No I/O here."""

@@ -21,6 +21,11 @@ def format_bytes(nbytes: float) -> str:
     raise AssertionError("unreachable")
 
 
+def plural(count: int, word: str) -> str:
+    """``1 segment``, ``3 segments``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def format_rate(bytes_per_second: float | None) -> str:
     """``1.5 MiB/s``; ``—`` when the rate is not known yet."""
     if bytes_per_second is None or not math.isfinite(bytes_per_second):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ivytui.domain.human import format_bytes, format_duration, format_rate
+from ivytui.domain.human import format_bytes, format_duration, format_rate, plural
 from ivytui.domain.lsn import DEFAULT_SEGMENT_SIZE, Lsn, LsnError
 from ivytui.domain.model import Snapshot, SourceName
 from ivytui.domain.walname import WalSegment
@@ -113,7 +113,8 @@ class LagReport:
             pending = f" ({format_bytes(self.pending_open_bytes)} pending in v4's open segment)"
         if self.caught_up:
             return f"caught up{pending}"
-        text = f"{format_bytes(self.behind_bytes)} behind ({self.segments_behind} segments)"
+        segments = plural(self.segments_behind or 0, "segment")
+        text = f"{format_bytes(self.behind_bytes)} behind ({segments})"
         if self.eta_seconds is not None:
             text += f", about {format_duration(self.eta_seconds)}"
             text += f" at {format_rate(self.replay_bps)}"

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Literal
 
 from ivytui.domain.flavor import GRANTED_FUNCTIONS, V4_STATE_INITIALIZED, V4_STATE_SHUTDOWN
-from ivytui.domain.human import format_bytes, format_duration, format_rate
+from ivytui.domain.human import format_bytes, format_duration, format_rate, plural
 from ivytui.domain.lag import LagReport, lag_from_snapshot, newest_segment_on, v4_timeline
 from ivytui.domain.lsn import Lsn
 from ivytui.domain.model import PodInfo, Snapshot, SourceName
@@ -116,8 +116,9 @@ def _union(groups: Iterable[Iterable[SourceName]]) -> tuple[SourceName, ...]:
     return tuple(seen)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def _because(reason: str | None) -> str:
+    """`` (reason)`` or nothing."""
+    return f" ({reason})" if reason else ""
 
 
 def _pod_sentence(prefix: str, pods: Sequence[PodInfo]) -> str:
@@ -128,7 +129,7 @@ def _pod_sentence(prefix: str, pods: Sequence[PodInfo]) -> str:
     if first.deleting:
         text += " (terminating)"
     if len(pods) > 1:
-        text += f" (and {_plural(len(pods) - 1, 'more pod')})"
+        text += f" (and {plural(len(pods) - 1, 'more pod')})"
     return text
 
 
@@ -247,7 +248,7 @@ class _Eval:
             return Check(
                 False,
                 f"v4 object {v4.name} not found in namespace {v4.namespace}: "
-                f"cannot see it {V4_STATE_SHUTDOWN}",
+                "its state cannot be read",
                 ("v4",),
             )
         if v4.state == V4_STATE_SHUTDOWN:
@@ -275,8 +276,9 @@ class _Eval:
         if v4db.reachable:
             where = f" at {v4db.current_lsn}" if v4db.current_lsn is not None else ""
             return Check(False, f"v4's database still answers{where}", ("v4db",))
-        reason = f" ({v4db.unreachable_reason})" if v4db.unreachable_reason else ""
-        return Check(True, f"v4's database does not answer{reason}", ("v4db",))
+        return Check(
+            True, f"v4's database does not answer{_because(v4db.unreachable_reason)}", ("v4db",)
+        )
 
     @cached_property
     def v4_down(self) -> tuple[Check, Check, Check]:
@@ -316,8 +318,11 @@ class _Eval:
             return c
         v4db = self.s.v4db
         if not v4db.reachable:
-            reason = f" ({v4db.unreachable_reason})" if v4db.unreachable_reason else ""
-            return Check(False, f"v4's database does not answer{reason}", ("v4db",))
+            return Check(
+                False,
+                f"v4's database does not answer{_because(v4db.unreachable_reason)}",
+                ("v4db",),
+            )
         if v4db.in_recovery:
             return Check(False, "v4's database answers but is in recovery", ("v4db",))
         return Check(True, f"v4's primary answers at {v4db.current_lsn}", ("v4db",))
@@ -373,7 +378,7 @@ class _Eval:
         if backlog > limit:
             return Check(
                 False,
-                f"v4 has {_plural(backlog, 'closed segment')} waiting to be archived "
+                f"v4 has {plural(backlog, 'closed segment')} waiting to be archived "
                 f"(last archived {last_text}, writing {current.name}; limit {limit})",
                 ("v4db",),
             )
@@ -383,7 +388,7 @@ class _Eval:
                 return Check(
                     False,
                     f"v4's last archive ({last_text}) was {format_duration(age)} ago "
-                    f"with {_plural(backlog, 'segment')} waiting",
+                    f"with {plural(backlog, 'segment')} waiting",
                     ("v4db",),
                 )
         return Check(
@@ -400,10 +405,10 @@ class _Eval:
             return c
         repo = self.s.repo
         if not repo.reachable:
-            reason = f" ({repo.unreachable_reason})" if repo.unreachable_reason else ""
             return Check(
                 False,
-                f"the bucket {repo.url} is not reachable with the credentials{reason}",
+                f"the bucket {repo.url} is not reachable with the credentials"
+                f"{_because(repo.unreachable_reason)}",
                 ("repo",),
             )
         return Check(True, f"the bucket {repo.url} is reachable", ("repo",))
@@ -509,6 +514,8 @@ class _Eval:
         expected = self.s.v4.repo_url if v4_known else self.s.repo.url.rstrip("/")
         actual = self.s.v5.repo_url
         repo_name = self.s.v5.standby_repo_name or "repo1"
+        if expected is None:
+            return Check(False, f"{self.v4_label} names no object-storage repo", src)
         if actual is None:
             return Check(
                 False,
@@ -566,8 +573,11 @@ class _Eval:
             return c
         v5db = self.s.v5db
         if not v5db.reachable:
-            reason = f" ({v5db.unreachable_reason})" if v5db.unreachable_reason else ""
-            return Check(False, f"v5's database does not answer{reason}", ("v5db",))
+            return Check(
+                False,
+                f"v5's database does not answer{_because(v5db.unreachable_reason)}",
+                ("v5db",),
+            )
         if v5db.in_recovery:
             return Check(True, f"v5 is in recovery, replayed to {v5db.replay_lsn}", ("v5db",))
         return Check(False, "v5 is out of recovery (no longer a standby)", ("v5db",))
@@ -578,8 +588,11 @@ class _Eval:
             return c
         v5db = self.s.v5db
         if not v5db.reachable:
-            reason = f" ({v5db.unreachable_reason})" if v5db.unreachable_reason else ""
-            return Check(False, f"v5's database does not answer{reason}", ("v5db",))
+            return Check(
+                False,
+                f"v5's database does not answer{_because(v5db.unreachable_reason)}",
+                ("v5db",),
+            )
         if v5db.in_recovery is False:
             return Check(True, f"v5 is out of recovery, writing at {v5db.current_lsn}", ("v5db",))
         return Check(False, f"v5 is still in recovery at {v5db.replay_lsn}", ("v5db",))
@@ -990,7 +1003,7 @@ class _Eval:
             return c
         v4db = self.s.v4db
         sessions = (
-            f"{_plural(v4db.client_sessions, 'client session')}"
+            f"{plural(v4db.client_sessions, 'client session')}"
             if v4db.client_sessions is not None
             else "client sessions unknown"
         )
@@ -1004,7 +1017,7 @@ class _Eval:
             recorded, in_repo = self.target
             if recorded.ok:
                 return self.step(3, [recorded, in_repo, self.v4_finished], "done")
-            if recorded.text.startswith("unknown"):
+            if self.unknown("marks") is not None:
                 return self.step(3, [recorded], "blocked")
             skipped = Check(
                 False,
@@ -1168,8 +1181,8 @@ class _Eval:
 
     @cached_property
     def step6(self) -> StepStatus:
-        if self.grants.ok:
-            return self.step(6, [self.grants], "done")
+        if self.s.v5db.grants_verified:
+            return self.step(6, [Check(True, "x", ("v5db",))], "done")
         grants = self.grants
         if self.unknown("v5db") is None and self.s.v5db.reachable:
             grants = Check(True, f"to do: {grants.text}", grants.sources)
@@ -1199,7 +1212,6 @@ class _Eval:
             return self.step(7, [gone, self.after(self.step5)], "done")
         checks = [
             self.after(self.step5),
-            self.v5_out_of_recovery,
             self.v5_pods_ready,
             self.after(self.step6),
             self.no_v4_schedules,

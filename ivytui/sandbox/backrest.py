@@ -56,6 +56,7 @@ class RepoTarget:
     repo_path: str = DEFAULT_REPO_PATH
     uri_style: str = "path"
     verify_tls: bool | Path = False
+    storage: str = "s3"
 
     @property
     def endpoint_url(self) -> str:
@@ -94,17 +95,31 @@ def write_config(
         tls = f"repo1-storage-verify-tls=y\nrepo1-storage-ca-file={target.verify_tls}\n"
     else:
         tls = f"repo1-storage-verify-tls={'y' if target.verify_tls else 'n'}\n"
+    if target.storage == "gcs":
+        # The port must be inside the endpoint for GCS (pgBackRest 2.45); a token key suits an
+        # emulator, a service-account key file suits Google.
+        repo = (
+            "repo1-type=gcs\n"
+            f"repo1-gcs-bucket={target.bucket}\n"
+            f"repo1-gcs-endpoint={target.host}:{target.port}\n"
+            "repo1-gcs-key-type=token\n"
+            f"repo1-gcs-key={target.secret_key}\n"
+        )
+    else:
+        repo = (
+            "repo1-type=s3\n"
+            f"repo1-s3-bucket={target.bucket}\n"
+            f"repo1-s3-endpoint={target.host}\n"
+            f"repo1-storage-port={target.port}\n"
+            f"repo1-s3-region={target.region}\n"
+            f"repo1-s3-key={target.access_key}\n"
+            f"repo1-s3-key-secret={target.secret_key}\n"
+            f"repo1-s3-uri-style={target.uri_style}\n"
+        )
     text = (
         "[global]\n"
-        "repo1-type=s3\n"
         f"repo1-path={target.repo_path}\n"
-        f"repo1-s3-bucket={target.bucket}\n"
-        f"repo1-s3-endpoint={target.host}\n"
-        f"repo1-storage-port={target.port}\n"
-        f"repo1-s3-region={target.region}\n"
-        f"repo1-s3-key={target.access_key}\n"
-        f"repo1-s3-key-secret={target.secret_key}\n"
-        f"repo1-s3-uri-style={target.uri_style}\n"
+        f"{repo}"
         f"{tls}"
         "repo1-retention-full=2\n"
         "compress-type=gz\n"

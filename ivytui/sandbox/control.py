@@ -81,7 +81,7 @@ def world_pids(state: dict[str, Any]) -> list[tuple[str, int]]:
     if state.get("supervisor_pid"):
         pids.append(("supervisor", int(state["supervisor_pid"])))
     if state.get("s3", {}).get("pid"):
-        pids.append(("s3 server", int(state["s3"]["pid"])))
+        pids.append(("object storage", int(state["s3"]["pid"])))
     if state.get("v4", {}).get("pid"):
         pids.append(("v4 postgres", int(state["v4"]["pid"])))
     for name, v5 in (state.get("v5") or {}).items():
@@ -96,7 +96,7 @@ def world_ports(state: dict[str, Any]) -> list[tuple[str, int]]:
     if url:
         ports.append(("kubernetes api", int(url.rsplit(":", 1)[1])))
     if state.get("s3", {}).get("port"):
-        ports.append(("s3", int(state["s3"]["port"])))
+        ports.append(("object storage", int(state["s3"]["port"])))
     if state.get("v4", {}).get("port"):
         ports.append(("v4 postgres", int(state["v4"]["port"])))
     for name, v5 in (state.get("v5") or {}).items():
@@ -298,17 +298,17 @@ def status(directory: Path) -> tuple[dict[str, Any], list[tuple[str, str, str]]]
     rows: list[tuple[str, str, str]] = []
     pids = dict(world_pids(state))
     ports = dict(world_ports(state))
-    for what in ("supervisor", "kubernetes api", "s3 server", "v4 postgres"):
+    for what in ("supervisor", "kubernetes api", "object storage", "v4 postgres"):
         pid = pids.get(what)
-        port = ports.get(what) or ports.get(what.replace(" server", ""))
+        port = ports.get(what)
         where = f"127.0.0.1:{port}" if port else "-"
         if pid:
             where += f" pid {pid}"
         ok = (alive(pid) if pid else True) and (listening(port) if port else True)
         if what == "kubernetes api":
             ok = ok and alive(pids.get("supervisor"))
-        if what == "s3 server" and port is None:
-            port = ports.get("s3")
+        if what == "object storage":
+            where = f"{state['s3'].get('storage', 's3')} {where}"
         rows.append((what, where, "up" if ok else "down"))
     for name, v5 in (state.get("v5") or {}).items():
         where = f"127.0.0.1:{v5.get('port')} pid {v5.get('pid')}"

@@ -322,11 +322,18 @@ def v5_standby_manifest(
     verify_tls: bool,
     config_secret: str,
     port: int = 5432,
+    storage: str = "s3",
 ) -> dict[str, Any]:
     """The standby cluster as an engineer would write it from the reference procedure."""
     global_opts: dict[str, str] = {"repo1-path": repo_path}
-    if uri_style:
-        global_opts["repo1-s3-uri-style"] = uri_style
+    repo: dict[str, Any] = {"name": "repo1"}
+    if storage == "gcs":
+        repo["gcs"] = {"bucket": bucket}
+        global_opts["repo1-gcs-endpoint"] = endpoint
+    else:
+        repo["s3"] = {"bucket": bucket, "endpoint": endpoint, "region": region}
+        if uri_style:
+            global_opts["repo1-s3-uri-style"] = uri_style
     if not verify_tls:
         global_opts["repo1-storage-verify-tls"] = "n"
     version_field = "postgresVersion"
@@ -351,12 +358,7 @@ def v5_standby_manifest(
                 "pgbackrest": {
                     "configuration": [{"secret": {"name": config_secret}}],
                     "global": global_opts,
-                    "repos": [
-                        {
-                            "name": "repo1",
-                            "s3": {"bucket": bucket, "endpoint": endpoint, "region": region},
-                        }
-                    ],
+                    "repos": [repo],
                 }
             },
             "standby": {"enabled": True, "repoName": "repo1"},

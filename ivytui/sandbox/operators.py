@@ -142,7 +142,10 @@ class V4Operator(Controller):
         obj = self.store.get(ob.V4_KEY, c, namespace=self.ns)
         self.set_status(ob.V4_KEY, c, ob.pgcluster(settings)["status"])
         common = {"vendor": "crunchydata", "pg-cluster": c}
-        repo_keys = {"aws-s3-key": w.s3_access_key, "aws-s3-key-secret": w.s3_secret_key}
+        if w.opts.storage == "gcs":
+            repo_keys = {"gcs-key": '{"type": "authorized_user", "token": "%s"}' % w.s3_secret_key}
+        else:
+            repo_keys = {"aws-s3-key": w.s3_access_key, "aws-s3-key-secret": w.s3_secret_key}
         if w.s3_ca_pem:
             repo_keys["aws-s3-ca.crt"] = w.s3_ca_pem
         self.put(

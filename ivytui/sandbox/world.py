@@ -31,6 +31,8 @@ from ivytui.sandbox import backrest as br
 from ivytui.sandbox import objects as ob
 from ivytui.sandbox import pg as pgmod
 from ivytui.sandbox import s3server
+from ivytui.sandbox.gcsserver import TOKEN as GCS_TOKEN
+from ivytui.sandbox.gcsserver import GcsServer
 from ivytui.sandbox.kubeapi import (
     KubeAPIServer,
     KubeStore,
@@ -101,6 +103,7 @@ class World:
         self.store = KubeStore()
         self.api: KubeAPIServer | None = None
         self.s3_proc: subprocess.Popen[bytes] | None = None
+        self.gcs: GcsServer | None = None
         self.pg_root: Path | None = None
         self.bindir: Path | None = None
         self.pg_major = 0
@@ -134,6 +137,7 @@ class World:
             repo_path=self.repo_path,
             uri_style="path",
             verify_tls=False,
+            storage=self.opts.storage,
         )
 
     def v4_settings(self) -> ob.V4Settings:
@@ -168,6 +172,11 @@ class World:
                 self.backrest_bin = None
             else:
                 self.backrest_bin = br.have_pgbackrest()
+                if self.backrest_bin is None and self.opts.storage == "gcs":
+                    raise SandboxError(
+                        "--storage gcs needs pgBackRest: apt-get install pgbackrest "
+                        "(the built-in archiver speaks S3 only)"
+                    )
                 if self.backrest_bin is None and self.opts.backrest == "pgbackrest":
                     raise SandboxError(
                         "pgbackrest is not installed: apt-get install pgbackrest, or use --backrest builtin"
@@ -175,8 +184,12 @@ class World:
             self.pg_root = pgmod.make_pg_root()
             self._write_state()
 
-            step("starting the S3 server (TLS, bucket hippo)")
-            await self._start_s3()
+            if self.opts.storage == "gcs":
+                step(f"starting the GCS emulator (TLS, bucket {self.bucket})")
+                await self._start_gcs()
+            else:
+                step(f"starting the S3 server (TLS, bucket {self.bucket})")
+                await self._start_s3()
             self._write_state()
 
             step("starting the Kubernetes API emulator")
@@ -239,6 +252,8 @@ class World:
         if self.api is not None:
             with contextlib.suppress(Exception):
                 await self.api.stop()
+        if self.gcs is not None:
+            await asyncio.to_thread(self.gcs.stop)
         if self.s3_proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 self.s3_proc.terminate()
@@ -293,6 +308,17 @@ class World:
             await asyncio.sleep(0.05)
         info = json.loads(ready.read_text())
         self.s3_port = int(info["port"])
+
+    async def _start_gcs(self) -> None:
+        cert, key = s3server.make_tls(self.dir / "tls")
+        self.s3_ca_pem = cert.read_text()
+        self.s3_port = self.opts.s3_port or pgmod.free_port()
+        self.s3_access_key = ""
+        self.s3_secret_key = GCS_TOKEN
+        self.gcs = GcsServer(
+            self.dir / "gcs-data", port=self.s3_port, cert=cert, key=key, bucket=self.bucket
+        )
+        await self.gcs.start()
 
     async def _start_api(self) -> None:
         self.api = KubeAPIServer(self.store, port=self.opts.kube_port)
@@ -409,6 +435,8 @@ class World:
         import aioboto3
 
         key = f"{repo_path.strip('/')}/archive/db/archive.info"
+        if self.gcs is not None:
+            return await self.gcs.object_exists(key)
         session = aioboto3.Session()
         async with session.client(
             "s3",
@@ -474,15 +502,23 @@ class World:
     ) -> dict[str, Any]:
         name = name or self.opts.standby_name
         secret_name = f"{name}-pgbackrest-secret"
-        conf = (
-            "[global]\n"
-            f"repo1-s3-key={self.s3_access_key}\n"
-            f"repo1-s3-key-secret={self.s3_secret_key}\n"
-        )
+        if self.gcs is not None:
+            conf = "[global]\nrepo1-gcs-key-type=token\n"
+        else:
+            conf = (
+                "[global]\n"
+                f"repo1-s3-key={self.s3_access_key}\n"
+                f"repo1-s3-key-secret={self.s3_secret_key}\n"
+            )
         if self.store.try_get("secrets", secret_name, namespace=self.namespace) is None:
             self.store.create(
                 "secrets",
-                ob.secret(secret_name, self.namespace, {}, {"s3.conf": conf}),
+                ob.secret(
+                    secret_name,
+                    self.namespace,
+                    {},
+                    {("gcs.conf" if self.gcs is not None else "s3.conf"): conf},
+                ),
                 namespace=self.namespace,
             )
         manifest = ob.v5_standby_manifest(
@@ -497,6 +533,7 @@ class World:
             uri_style="path",
             verify_tls=False,
             config_secret=secret_name,
+            storage=self.opts.storage,
         )
         return self.store.create(self.flavor.key, manifest, namespace=self.namespace)
 
@@ -517,10 +554,26 @@ class World:
 
     # ---- faults and introspection -------------------------------------------------------------
 
-    def s3_signal(self, up: bool) -> None:
+    async def storage_fault(self, up: bool) -> None:
+        """Make the object store refuse connections (up=False) or serve again, keeping its data."""
+        if self.gcs is not None:
+            if up:
+                await self.gcs.start()
+            else:
+                await asyncio.to_thread(self.gcs.stop)
+            self._write_state(ready=True)
+            return
         if self.s3_proc is None or self.s3_proc.poll() is not None:
             raise SandboxError("the S3 server is not running")
         self.s3_proc.send_signal(signal.SIGUSR2 if up else signal.SIGUSR1)
+        ready = self.dir / "s3.ready"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(ready.read_text()).get("listening") == up:
+                    return
+            await asyncio.sleep(0.05)
+        raise SandboxError("the S3 server did not follow the fault signal within 10 s")
 
     def _add_control_routes(self, app: web.Application) -> None:
         async def world_info(_: web.Request) -> web.Response:
@@ -530,7 +583,7 @@ class World:
             action = request.match_info["action"]
             if action not in ("stop", "start"):
                 return web.json_response({"error": "use stop or start"}, status=400)
-            self.s3_signal(action == "start")
+            await self.storage_fault(action == "start")
             return web.json_response({"s3": action})
 
         async def standby(request: web.Request) -> web.Response:
@@ -574,7 +627,8 @@ class World:
             "kube_url": self.api.url if self.api else None,
             "s3": {
                 "endpoint": f"https://{self.s3_endpoint}" if self.s3_port else None,
-                "pid": self.s3_proc.pid if self.s3_proc else None,
+                "storage": self.opts.storage,
+                "pid": self.gcs.pid if self.gcs else (self.s3_proc.pid if self.s3_proc else None),
                 "port": self.s3_port,
                 "bucket": self.bucket,
                 "access_key": self.s3_access_key,
@@ -614,12 +668,20 @@ class World:
             f"export IVYTUI_CLUSTER={self.cluster}",
             f"export IVYTUI_V5_NAME={self.opts.standby_name}",
             f"export IVYTUI_FLAVOR={self.flavor.name}",
-            f"export AWS_ENDPOINT_URL_S3={s3}",
-            f"export AWS_ACCESS_KEY_ID={self.s3_access_key}",
-            f"export AWS_SECRET_ACCESS_KEY={self.s3_secret_key}",
-            f"export AWS_DEFAULT_REGION={self.s3_region}",
-            f"export AWS_CA_BUNDLE={self.dir / 'tls' / 'cert.pem'}",
-        ]
+        ] + (
+            [
+                f"export STORAGE_EMULATOR_HOST={s3}",
+                f"export IVYTUI_GCS_CA_FILE={self.dir / 'tls' / 'cert.pem'}",
+            ]
+            if self.gcs is not None
+            else [
+                f"export AWS_ENDPOINT_URL_S3={s3}",
+                f"export AWS_ACCESS_KEY_ID={self.s3_access_key}",
+                f"export AWS_SECRET_ACCESS_KEY={self.s3_secret_key}",
+                f"export AWS_DEFAULT_REGION={self.s3_region}",
+                f"export AWS_CA_BUNDLE={self.dir / 'tls' / 'cert.pem'}",
+            ]
+        )
 
     def _write_env(self) -> None:
         path = self.dir / ENV_FILE

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from ivytui.domain.lsn import Lsn
 from ivytui.domain.model import (
@@ -13,6 +16,7 @@ from ivytui.domain.model import (
     RepoState,
     SegmentObject,
     Snapshot,
+    SourceName,
     V4Database,
     V4LastSeen,
     V4State,
@@ -32,6 +36,16 @@ URL = f"s3://{BUCKET}/backrestrepo/hippo-backrest-shared-repo"
 
 def lsn(text: str) -> Lsn:
     return Lsn.parse(text)
+
+
+_replace: Callable[..., Any] = dataclasses.replace
+
+
+def with_source(s: Snapshot, name: SourceName, **changes: Any) -> Snapshot:
+    """``s`` with fields of source ``name`` changed (``error=...``, ``observed_at=...``)."""
+    changed = _replace(s.source(name), **changes)
+    result: Snapshot = _replace(s, **{name: changed})
+    return result
 
 
 def segment_object(name: str, *, stored: float = NOW - 2.0) -> SegmentObject:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from domain_factory import NOW, down, frozen, standby
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain_factory import NOW, down, frozen, standby
 from ivytui.domain.lag import LagHistory, LagReport, RateWindow, lag_from_snapshot, lag_report
 from ivytui.domain.lsn import DEFAULT_SEGMENT_SIZE, Lsn
 
@@ -82,7 +82,7 @@ def test_eta() -> None:
     v5 = Lsn.parse("0/7000000")
     report = lag_report(repo_end, repo_end, v5, write_bps=1024.0 * 1024, replay_bps=3 * 1024.0**2)
     assert report.eta_seconds == 8.0
-    assert report.describe() == "16.0 MiB behind (1 segments), about 8 s at 3.0 MiB/s"
+    assert report.describe() == "16.0 MiB behind (1 segment), about 8 s at 3.0 MiB/s"
     not_closing = lag_report(repo_end, repo_end, v5, write_bps=2048.0, replay_bps=1024.0)
     assert not_closing.eta_seconds is None
     assert "not closing" in not_closing.describe()

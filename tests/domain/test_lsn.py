@@ -78,7 +78,9 @@ def test_walfile_name_agrees_with_postgresql_rule(timeline: int, lsn: Lsn, size:
 @given(lsns, segment_sizes)
 def test_segment_numbers(lsn: Lsn, size: int) -> None:
     segno = lsn.segno(size)
-    assert lsn.segment_start(size) <= lsn < lsn.segment_end(size) or lsn.segment_end(size) == MAX_LSN
+    assert (
+        lsn.segment_start(size) <= lsn < lsn.segment_end(size) or lsn.segment_end(size) == MAX_LSN
+    )
     assert lsn.segment_start(size) == segment_start_lsn(segno, size)
     assert lsn.segment_end(size) == segment_end_lsn(segno, size)
     assert lsn.segment_offset(size) == lsn - lsn.segment_start(size)
@@ -112,8 +114,14 @@ def test_segment_start_and_end_for_a_known_name() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["00000001000000000000000", "0000000100000000000001000", "00000001000000000000010G",
-     "000000010000000000000100", "000000000000000000000005", "00000001000000000000000a"],
+    [
+        "00000001000000000000000",
+        "0000000100000000000001000",
+        "00000001000000000000010G",
+        "000000010000000000000100",
+        "000000000000000000000005",
+        "00000001000000000000000a",
+    ],
 )
 def test_bad_walfile_names(name: str) -> None:
     with pytest.raises(LsnError):

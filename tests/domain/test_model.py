@@ -4,10 +4,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from domain_factory import NOW, SYSTEM_ID, preflight, standby
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain_factory import NOW, SYSTEM_ID, preflight, standby
 from ivytui.domain.flavor import (
     FLAVORS,
     IVYO,
@@ -65,8 +65,14 @@ V4_OBJECT: dict[str, Any] = {
 }
 
 
-def pod(name: str, labels: dict[str, str], *, phase: str = "Running", ready: bool = True,
-        deleting: bool = False) -> dict[str, Any]:
+def pod(
+    name: str,
+    labels: dict[str, str],
+    *,
+    phase: str = "Running",
+    ready: bool = True,
+    deleting: bool = False,
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "labels": labels}
     if deleting:
         metadata["deletionTimestamp"] = "2026-11-25T15:00:00Z"
@@ -81,20 +87,34 @@ def pod(name: str, labels: dict[str, str], *, phase: str = "Running", ready: boo
 
 def test_v4_state_from_object() -> None:
     pods = [
-        v4_pod_info(pod("hippo-7d9f-abc", {"pg-cluster": "hippo", "pgo-pg-database": "true",
-                                           "role": "master"})),
+        v4_pod_info(
+            pod(
+                "hippo-7d9f-abc",
+                {"pg-cluster": "hippo", "pgo-pg-database": "true", "role": "master"},
+            )
+        ),
         v4_pod_info(pod("hippo-backrest-shared-repo-x", {"pgo-backrest-repo": "true"})),
         v4_pod_info(pod("hippo-pgbouncer-y", {"crunchy-pgbouncer": "true"}, deleting=True)),
-        v4_pod_info(pod("hippo-full-backup-z", {"pgo-backrest": "true"}, phase="Succeeded",
-                        ready=False)),
+        v4_pod_info(
+            pod("hippo-full-backup-z", {"pgo-backrest": "true"}, phase="Succeeded", ready=False)
+        ),
     ]
-    v4 = v4_state_from_object(V4_OBJECT, name="hippo", namespace="pgo", observed_at=NOW,
-                              pods=pods, backup_schedules=["hippo-full-daily"])
+    v4 = v4_state_from_object(
+        V4_OBJECT,
+        name="hippo",
+        namespace="pgo",
+        observed_at=NOW,
+        pods=pods,
+        backup_schedules=["hippo-full-daily"],
+    )
     assert v4.exists and v4.state == "pgcluster Initialized" and not v4.shutdown
     assert v4.storage_types == ("posix", "s3")
     assert v4.object_storage == "s3"
-    assert (v4.bucket, v4.endpoint, v4.region) == ("hippo-backups", "minio.storage:9000",
-                                                   "us-east-1")
+    assert (v4.bucket, v4.endpoint, v4.region) == (
+        "hippo-backups",
+        "minio.storage:9000",
+        "us-east-1",
+    )
     assert (v4.uri_style, v4.verify_tls) == ("path", False)
     assert v4.repo_path == "/backrestrepo/hippo-backrest-shared-repo"
     assert v4.repo_url == "s3://hippo-backups/backrestrepo/hippo-backrest-shared-repo"
@@ -113,9 +133,12 @@ def test_v4_state_from_object() -> None:
 def test_v4_variants() -> None:
     legacy = {
         "metadata": {"name": "zebra"},
-        "spec": {"userlabels": {"backrest-storage-type": "local,gcs"},
-                 "backrestGCSBucket": "zebra-gcs", "backrestRepoPath": "/custom/path",
-                 "shutdown": True},
+        "spec": {
+            "userlabels": {"backrest-storage-type": "local,gcs"},
+            "backrestGCSBucket": "zebra-gcs",
+            "backrestRepoPath": "/custom/path",
+            "shutdown": True,
+        },
         "status": {"state": "pgcluster Shutdown"},
     }
     v4 = v4_state_from_object(legacy, name="zebra", namespace="db", observed_at=NOW)
@@ -131,8 +154,15 @@ def test_v4_variants() -> None:
 
 @pytest.mark.parametrize(
     ("tag", "major"),
-    [("centos8-13.4-4.7.3", 13), ("ubi8-14.2-4.7.10", 14), ("centos7-9.6.24-4.5.1", 9),
-     ("rhel-8-12.9-4.6.2", 12), ("latest", None), ("", None), (None, None)],
+    [
+        ("centos8-13.4-4.7.3", 13),
+        ("ubi8-14.2-4.7.10", 14),
+        ("centos7-9.6.24-4.5.1", 9),
+        ("rhel-8-12.9-4.6.2", 12),
+        ("latest", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_ccp_image_tag(tag: str | None, major: int | None) -> None:
     assert parse_ccp_image_tag(tag) == major
@@ -148,20 +178,34 @@ def v5_object(flavor_kind: str = "IvoryCluster", standby: bool = True) -> dict[s
             "standby": {"enabled": standby, "repoName": "repo1"},
             "backups": {
                 "pgbackrest": {
-                    "global": {"repo1-path": "/backrestrepo/hippo-backrest-shared-repo",
-                               "repo1-s3-uri-style": "path"},
-                    "repos": [{"name": "repo1", "s3": {"bucket": "hippo-backups",
-                                                       "endpoint": "minio.storage:9000",
-                                                       "region": "us-east-1"}}],
+                    "global": {
+                        "repo1-path": "/backrestrepo/hippo-backrest-shared-repo",
+                        "repo1-s3-uri-style": "path",
+                    },
+                    "repos": [
+                        {
+                            "name": "repo1",
+                            "s3": {
+                                "bucket": "hippo-backups",
+                                "endpoint": "minio.storage:9000",
+                                "region": "us-east-1",
+                            },
+                        }
+                    ],
                 }
             },
             "instances": [{"name": "00", "replicas": 1}],
         },
         "status": {
-            "conditions": [{"type": "PGBackRestRepoHostReady", "status": "True",
-                            "reason": "RepoHostReady", "message": ""}],
-            "instances": [{"name": "00", "replicas": 1, "readyReplicas": 1,
-                           "updatedReplicas": 1}],
+            "conditions": [
+                {
+                    "type": "PGBackRestRepoHostReady",
+                    "status": "True",
+                    "reason": "RepoHostReady",
+                    "message": "",
+                }
+            ],
+            "instances": [{"name": "00", "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}],
         },
     }
 
@@ -169,13 +213,21 @@ def v5_object(flavor_kind: str = "IvoryCluster", standby: bool = True) -> dict[s
 def test_v5_state_from_object() -> None:
     prefix = IVYO.label_prefix
     pods = [
-        v5_pod_info(pod("hippo-00-abcd-0", {f"{prefix}data": "postgres",
-                                            f"{prefix}role": "master"}), IVYO),
+        v5_pod_info(
+            pod("hippo-00-abcd-0", {f"{prefix}data": "postgres", f"{prefix}role": "master"}), IVYO
+        ),
         v5_pod_info(pod("hippo-repo-host-0", {f"{prefix}data": "pgbackrest"}), IVYO),
         v5_pod_info(pod("hippo-pgbouncer-0", {f"{prefix}role": "pgbouncer"}), IVYO),
     ]
-    v5 = v5_state_from_object(v5_object(), flavor=IVYO, name="hippo", namespace="pgo",
-                              observed_at=NOW, crd_installed=True, pods=pods)
+    v5 = v5_state_from_object(
+        v5_object(),
+        flavor=IVYO,
+        name="hippo",
+        namespace="pgo",
+        observed_at=NOW,
+        crd_installed=True,
+        pods=pods,
+    )
     assert v5.exists and v5.crd_installed and v5.standby_enabled
     assert v5.kind == "IvoryCluster" and v5.postgres_version == 15
     assert v5.repo1_path == "/backrestrepo/hippo-backrest-shared-repo"
@@ -189,11 +241,18 @@ def test_v5_state_from_object() -> None:
     leader = v5.leader_pod
     assert leader is not None and leader.name == "hippo-00-abcd-0"
     assert v5.pods[1].role is None
-    promoted = v5_state_from_object(v5_object(standby=False), flavor=IVYO, name="hippo",
-                                    namespace="pgo", observed_at=NOW, crd_installed=True)
+    promoted = v5_state_from_object(
+        v5_object(standby=False),
+        flavor=IVYO,
+        name="hippo",
+        namespace="pgo",
+        observed_at=NOW,
+        crd_installed=True,
+    )
     assert promoted.standby_enabled is False
-    absent = v5_state_from_object(None, flavor=PGO, name="hippo", namespace="pgo",
-                                  observed_at=NOW, crd_installed=False)
+    absent = v5_state_from_object(
+        None, flavor=PGO, name="hippo", namespace="pgo", observed_at=NOW, crd_installed=False
+    )
     assert not absent.exists and absent.kind == "PostgresCluster"
 
 
@@ -208,12 +267,16 @@ def test_flavors() -> None:
     assert IVYO.v5.crd_name == "ivoryclusters.ivory-operator.ivorysql.org"
     assert (IVYO.v5.kind, IVYO.replication_role) == ("IvoryCluster", "_ivoryrepl")
     assert (PGO.v5.kind, PGO.v5.plural, PGO.replication_role) == (
-        "PostgresCluster", "postgresclusters", "_crunchyrepl")
+        "PostgresCluster",
+        "postgresclusters",
+        "_crunchyrepl",
+    )
     assert IVYO.cluster_label == "ivory-operator.ivorysql.org/cluster"
     assert PGO.role_label == "postgres-operator.crunchydata.com/role"
     assert V4_RESOURCE.api_version == "crunchydata.com/v1" and V4_RESOURCE.plural == "pgclusters"
-    custom = IVYO.with_overrides(group="example.org", version="v1", replication_role="_repl",
-                                 label_prefix="example.org")
+    custom = IVYO.with_overrides(
+        group="example.org", version="v1", replication_role="_repl", label_prefix="example.org"
+    )
     assert custom.v5.api_version == "example.org/v1"
     assert custom.v5.kind == "IvoryCluster"
     assert custom.label("role") == "example.org/role"
@@ -262,8 +325,9 @@ def test_marks_round_trip() -> None:
         target_lsn=Lsn.parse("0/5000168"),
         target_timeline=1,
         frozen_at=NOW - 60,
-        v4_last_seen=V4LastSeen(lsn=Lsn.parse("0/6000060"), timeline=1, system_id=SYSTEM_ID,
-                                at=NOW - 1),
+        v4_last_seen=V4LastSeen(
+            lsn=Lsn.parse("0/6000060"), timeline=1, system_id=SYSTEM_ID, at=NOW - 1
+        ),
     )
     text = marks.to_json()
     assert '"systemID":"7712122409858461008"' in text
@@ -272,8 +336,9 @@ def test_marks_round_trip() -> None:
     assert Marks.from_json("", observed_at=NOW).target_lsn is None
 
 
-@pytest.mark.parametrize("text", ["{", "[]", '{"targetLSN": "nope"}',
-                                  '{"v4LastSeen": {"timeline": 1}}'])
+@pytest.mark.parametrize(
+    "text", ["{", "[]", '{"targetLSN": "nope"}', '{"v4LastSeen": {"timeline": 1}}']
+)
 def test_bad_marks(text: str) -> None:
     with pytest.raises(MarksFormatError) as caught:
         Marks.from_json(text, observed_at=NOW)
@@ -284,8 +349,9 @@ def test_marks_follow_v4_forward_only() -> None:
     s = standby()
     marks = Marks(observed_at=NOW)
     seen = marks.with_v4_seen(s.v4db)
-    assert seen.v4_last_seen == V4LastSeen(lsn=Lsn.parse("0/5000060"), timeline=1,
-                                           system_id=SYSTEM_ID, at=s.v4db.observed_at)
+    assert seen.v4_last_seen == V4LastSeen(
+        lsn=Lsn.parse("0/5000060"), timeline=1, system_id=SYSTEM_ID, at=s.v4db.observed_at
+    )
     older = replace(s.v4db, current_lsn=Lsn.parse("0/4000000"))
     assert seen.with_v4_seen(older) is seen
     assert seen.with_v4_seen(V4Database(observed_at=NOW, reachable=False)) is seen

@@ -39,9 +39,7 @@ def sections_of(text: str) -> dict[str, dict[str, object]]:
     info = read_info_file(text, "x")
     return {
         section: {
-            key: json.loads(value.raw)
-            for key, value in keys.items()
-            if key != "backrest-checksum"
+            key: json.loads(value.raw) for key, value in keys.items() if key != "backrest-checksum"
         }
         for section, keys in info.sections.items()
     }
@@ -55,9 +53,7 @@ def test_archive_info() -> None:
     assert info.archive_id == "15-1"
     assert info.backrest_format == 5
     assert info.backrest_version == "2.45"
-    assert [(h.history_id, h.system_id, h.version) for h in info.history] == [
-        (1, SYSTEM_ID, "15")
-    ]
+    assert [(h.history_id, h.system_id, h.version) for h in info.history] == [(1, SYSTEM_ID, "15")]
 
 
 def test_backup_info() -> None:
@@ -111,8 +107,9 @@ def test_unknown_sections_and_keys_are_ignored() -> None:
     current[label] = {**entry, "backup-annotation": {"who": "me"}, "backup-new": True}
     info = parse_backup_info(render_info(sections))
     assert info.backups[0].label == label
-    archive = parse_archive_info(ARCHIVE_INFO.replace("[db]\n", "[db]\ndb-extra=\"x\"\n"),
-                                 verify_checksum=False)
+    archive = parse_archive_info(
+        ARCHIVE_INFO.replace("[db]\n", '[db]\ndb-extra="x"\n'), verify_checksum=False
+    )
     assert archive.system_id == SYSTEM_ID
 
 
@@ -122,8 +119,9 @@ def test_older_backup_without_error_flag_or_lsns() -> None:
     for label, entry in list(current.items()):
         assert isinstance(entry, dict)
         current[label] = {
-            k: v for k, v in entry.items() if k not in ("backup-error", "backup-lsn-start",
-                                                         "backup-lsn-stop")
+            k: v
+            for k, v in entry.items()
+            if k not in ("backup-error", "backup-lsn-start", "backup-lsn-stop")
         }
     info = parse_backup_info(render_info(sections))
     assert info.backups[0].error is None
@@ -167,7 +165,9 @@ def test_missing_key_names_the_section_line() -> None:
     text = render_info(sections)
     with pytest.raises(RepoFormatError) as caught:
         parse_archive_info(text)
-    assert str(caught.value) == f"archive.info line {line_of(text, '[db]')}: [db] has no db-system-id"
+    assert (
+        str(caught.value) == f"archive.info line {line_of(text, '[db]')}: [db] has no db-system-id"
+    )
 
 
 def test_wrong_type() -> None:
@@ -248,7 +248,9 @@ def test_timeline_history() -> None:
 
 def test_layout() -> None:
     assert LAYOUT.archive_prefix == "backrestrepo/hippo-backrest-shared-repo/archive/db/"
-    assert LAYOUT.archive_info_key == "backrestrepo/hippo-backrest-shared-repo/archive/db/archive.info"
+    assert (
+        LAYOUT.archive_info_key == "backrestrepo/hippo-backrest-shared-repo/archive/db/archive.info"
+    )
     assert LAYOUT.backup_info_key == "backrestrepo/hippo-backrest-shared-repo/backup/db/backup.info"
     assert LAYOUT.timeline_prefix("15-1", 2) == (
         "backrestrepo/hippo-backrest-shared-repo/archive/db/15-1/0000000200000000/"
@@ -286,11 +288,17 @@ def test_keys_from_a_real_listing() -> None:
 @pytest.mark.parametrize(
     ("rest", "kind", "detail"),
     [
-        ("15-1/0000000100000000/000000010000000000000006.partial-" + "b" * 40 + ".zst",
-         "segment", (True, "zst")),
+        (
+            "15-1/0000000100000000/000000010000000000000006.partial-" + "b" * 40 + ".zst",
+            "segment",
+            (True, "zst"),
+        ),
         ("15-1/0000000100000000/000000010000000000000006-" + "b" * 40, "segment", (False, None)),
-        ("9.6-2/0000000300000001/0000000300000001000000FF-" + "c" * 40 + ".lz4",
-         "segment", (False, "lz4")),
+        (
+            "9.6-2/0000000300000001/0000000300000001000000FF-" + "c" * 40 + ".lz4",
+            "segment",
+            (False, "lz4"),
+        ),
         ("15-1/0000000A.history", "history", 10),
     ],
 )

@@ -1,0 +1,649 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from domain_factory import (
+    NOW,
+    STAGES,
+    SYSTEM_ID,
+    V4_PODS,
+    V5_PODS,
+    down,
+    frozen,
+    granted,
+    preflight,
+    promoted,
+    retired,
+    segment_object,
+    shutting_down,
+    standby,
+    with_source,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ivytui.domain.flavor import PGO
+from ivytui.domain.lsn import Lsn
+from ivytui.domain.model import (
+    SOURCE_TITLES,
+    ArchiverStats,
+    Marks,
+    PodInfo,
+    Snapshot,
+    SourceName,
+    V4Database,
+    V4LastSeen,
+)
+from ivytui.domain.repoinfo import ArchiveInfo
+from ivytui.domain.runbook import (
+    STEPS,
+    Check,
+    StepStatus,
+    alarms,
+    check_v4_restart,
+    evaluate,
+)
+
+SOURCES: tuple[SourceName, ...] = ("v4", "v4db", "repo", "v5", "v5db", "marks")
+
+
+def states(s: Snapshot) -> str:
+    return "".join(step.state[0] for step in evaluate(s))
+
+
+def step(s: Snapshot, number: int) -> StepStatus:
+    return evaluate(s)[number]
+
+
+def texts(status: StepStatus, *, ok: bool | None = None) -> list[str]:
+    return [c.text for c in status.checks if ok is None or c.ok is ok]
+
+
+# d = done, r = ready (or running), b = blocked
+@pytest.mark.parametrize(
+    ("stage", "expected"),
+    [
+        ("preflight", "drbbbbbb"),
+        ("standby", "dddrbbbb"),
+        ("frozen", "ddddrbbb"),
+        ("shutting_down", "ddddrbbb"),
+        ("down", "dddddrbb"),
+        ("promoted", "ddddddrb"),
+        ("granted", "dddddddr"),
+        ("retired", "dddddddd"),
+    ],
+)
+def test_stages(stage: str, expected: str) -> None:
+    assert states(STAGES[stage]()) == expected
+
+
+def test_steps_are_numbered_as_the_design() -> None:
+    result = evaluate(preflight())
+    assert [s.number for s in result] == list(range(8))
+    assert [s.key for s in result] == [info.key for info in STEPS]
+    assert result[5].title == "Promote v5"
+
+
+def test_shutdown_is_running_until_the_pods_go() -> None:
+    s = shutting_down()
+    assert step(s, 4).state == "running"
+    assert step(s, 4).summary == (
+        "in progress: v4 primary pod hippo-7d9f-abc is still Running (and 1 more pod)"
+    )
+    promote = step(s, 5)
+    assert promote.state == "blocked"
+    assert "v4 primary pod hippo-7d9f-abc is still Running (and 1 more pod)" in texts(promote)
+    assert "v4's database still answers at 0/6000060" in texts(promote, ok=False)
+
+
+def test_terminating_pod_still_counts() -> None:
+    s = down()
+    pod = replace(V4_PODS[0], deleting=True)
+    s = replace(s, v4=replace(s.v4, pods=(pod,)))
+    assert step(s, 5).state == "blocked"
+    assert step(s, 4).state == "running"
+    assert "v4 primary pod hippo-7d9f-abc is still Running (terminating)" in texts(step(s, 5))
+
+
+def test_promotion_waits_for_replay_to_the_end_of_the_newest_segment() -> None:
+    s = down()
+    s = replace(
+        s,
+        repo=replace(
+            s.repo, newest_segments=(segment_object("000000010000000000000007", stored=NOW - 90),)
+        ),
+        v5db=replace(s.v5db, replay_lsn=Lsn.parse("0/7000000")),
+        marks=replace(
+            s.marks,
+            v4_last_seen=V4LastSeen(
+                lsn=Lsn.parse("0/7FFF000"), timeline=1, system_id=SYSTEM_ID, at=NOW - 30
+            ),
+        ),
+    )
+    promote = step(s, 5)
+    assert promote.state == "blocked"
+    assert promote.summary == (
+        "blocked: v5 replayed to 0/7000000, the newest v4 segment in the repo ends at 0/8000000 "
+        "(16.0 MiB behind)"
+    )
+
+
+def test_promotion_waits_for_the_repo_to_stop_growing() -> None:
+    s = down()
+    s = replace(
+        s,
+        repo=replace(
+            s.repo, newest_segments=(segment_object("000000010000000000000005", stored=NOW - 4),)
+        ),
+    )
+    assert step(s, 5).state == "blocked"
+    assert step(s, 5).failing[0].text == (
+        "the repo is still growing on timeline 1: 000000010000000000000005 stored 4 s ago "
+        "(needs 30 s of quiet)"
+    )
+
+
+def test_wal_lost_in_an_unclean_stop_names_the_missing_segments() -> None:
+    s = down()
+    s = replace(
+        s,
+        marks=Marks(
+            observed_at=NOW - 1,
+            v4_last_seen=V4LastSeen(
+                lsn=Lsn.parse("0/8000123"), timeline=1, system_id=SYSTEM_ID, at=NOW - 50
+            ),
+        ),
+    )
+    promote = step(s, 5)
+    assert promote.state == "blocked"
+    assert promote.failing[0].text == (
+        "v4's last LSN 0/8000123 (seen 50 s ago) is beyond the repo, which ends at 0/6000000: "
+        "segments 000000010000000000000006 to 000000010000000000000008 (3) are missing from the "
+        "repo (32.0 MiB of v4's WAL)"
+    )
+    one = replace(
+        s,
+        marks=replace(
+            s.marks,
+            v4_last_seen=V4LastSeen(
+                lsn=Lsn.parse("0/7000000"), timeline=1, system_id=SYSTEM_ID, at=NOW - 50
+            ),
+        ),
+    )
+    assert "segment 000000010000000000000006 is missing from the repo (16.0 MiB of v4's WAL)" in (
+        step(one, 5).failing[0].text
+    )
+
+
+def test_idle_tail_after_the_freeze_is_allowed_only_within_bounds() -> None:
+    s = down()
+    assert step(s, 5).state == "ready"
+    assert any("96 B past the repo's end 0/6000000" in t for t in texts(step(s, 5), ok=True))
+    no_freeze = replace(s, marks=replace(s.marks, target_lsn=None, target_timeline=None))
+    assert step(no_freeze, 5).state == "blocked"
+    assert "segment 000000010000000000000006 is missing" in step(no_freeze, 5).summary
+    strict = replace(s, thresholds=replace(s.thresholds, frozen_tail_bytes=0))
+    assert step(strict, 5).state == "blocked"
+    too_far = replace(
+        s,
+        marks=replace(
+            s.marks,
+            v4_last_seen=V4LastSeen(
+                lsn=Lsn.parse("0/6000800"), timeline=1, system_id=SYSTEM_ID, at=NOW - 5
+            ),
+        ),
+    )
+    assert step(too_far, 5).state == "blocked"
+
+
+def test_a_clean_stop_leaves_nothing_behind() -> None:
+    s = down()
+    clean = replace(
+        s,
+        marks=Marks(
+            observed_at=NOW - 1,
+            v4_last_seen=V4LastSeen(
+                lsn=Lsn.parse("0/5FFFF00"), timeline=1, system_id=SYSTEM_ID, at=NOW - 50
+            ),
+        ),
+    )
+    assert step(clean, 5).state == "ready"
+    assert step(clean, 3).state == "blocked"
+    assert step(clean, 3).summary == (
+        "blocked: v4 went down without a recorded final WAL switch: the promotion gate decides "
+        "what reached the repo"
+    )
+
+
+def test_system_ids_must_match() -> None:
+    s = down()
+    s = replace(s, v5db=replace(s.v5db, system_id=123))
+    assert step(s, 5).state == "blocked"
+    assert f"system ids differ: v4 {SYSTEM_ID}, repo {SYSTEM_ID}, v5 123" in texts(step(s, 5))
+    never = replace(down(), marks=replace(down().marks, v4_last_seen=None))
+    assert "unknown: v4's system id was never recorded" in texts(step(never, 5))
+
+
+def test_v4_deleted_before_promotion_is_not_proof_of_shutdown() -> None:
+    s = down()
+    s = replace(s, v4=replace(s.v4, exists=False, state=None))
+    assert step(s, 5).state == "blocked"
+    assert step(s, 5).failing[0].text.startswith("v4 object hippo not found in namespace pgo")
+
+
+def test_promotion_in_progress_and_done() -> None:
+    s = down()
+    requested = replace(s, v5=replace(s.v5, standby_enabled=False))
+    assert step(requested, 5).state == "running"
+    assert step(requested, 5).summary == "in progress: v5 is still in recovery at 0/6000000"
+    no_history = replace(promoted(), repo=replace(promoted().repo, history_timelines=()))
+    assert step(no_history, 5).state == "running"
+    assert "00000002.history is not in the repo yet" in texts(step(no_history, 5))
+    assert step(promoted(), 5).state == "done"
+
+
+def test_unknown_sources_make_checks_red() -> None:
+    s = down()
+    s = replace(
+        s, v4db=replace(s.v4db, error="timeout talking to the port-forward", stale_since=NOW - 40)
+    )
+    promote = step(s, 5)
+    assert promote.state == "blocked"
+    assert (
+        "unknown: v4's database is not answering (timeout talking to the port-forward, stale 40 s)"
+    ) in texts(promote, ok=False)
+    assert step(s, 4).state == "running"
+    assert step(s, 4).failing[0].text.startswith("unknown: v4's database is not answering")
+
+
+def test_freeze_in_progress() -> None:
+    s = frozen()
+    waiting = replace(s, v5db=replace(s.v5db, replay_lsn=Lsn.parse("0/5000000")))
+    freeze = step(waiting, 3)
+    assert freeze.state == "running"
+    assert freeze.summary == (
+        "in progress: v5 replayed to 0/5000000, short of the final switch at 0/5000168 "
+        "(360 B to go)"
+    )
+    not_pushed = replace(
+        s,
+        v4db=replace(
+            s.v4db,
+            archiver=ArchiverStats(
+                last_archived_wal="000000010000000000000004", last_archived_time=NOW - 50
+            ),
+        ),
+        repo=replace(s.repo, newest_segments=(segment_object("000000010000000000000004"),)),
+    )
+    assert step(not_pushed, 3).state == "running"
+    assert (
+        "segment 000000010000000000000005 (ending the final switch) is not in the repo yet "
+        "(newest: 000000010000000000000004)"
+    ) in texts(step(not_pushed, 3))
+    thawed = replace(s, v4db=replace(s.v4db, read_only=False))
+    assert step(thawed, 3).state == "ready"
+    assert step(thawed, 4).state == "blocked"
+
+
+def test_shutdown_override_only_skips_the_freeze() -> None:
+    standby_only = step(standby(), 4)
+    assert standby_only.state == "blocked" and standby_only.overridable
+    assert not step(preflight(), 4).overridable
+    assert not step(frozen(), 4).overridable
+    broken = replace(standby(), v4=replace(standby().v4, error="boom"))
+    assert not step(broken, 4).overridable
+
+
+def test_grants_and_retirement() -> None:
+    p = promoted()
+    assert step(p, 6).state == "ready"
+    assert (
+        "to do: role _ivoryrepl is missing or lacks EXECUTE on pg_ls_dir, "
+        "pg_read_binary_file, pg_stat_file" in texts(step(p, 6))
+    )
+    not_super = replace(p, v5db=replace(p.v5db, is_superuser=False))
+    assert step(not_super, 6).state == "blocked"
+    g = granted()
+    assert step(g, 7).state == "ready"
+    scheduled = replace(g, v4=replace(g.v4, backup_schedules=("hippo-full-daily",)))
+    assert step(scheduled, 7).state == "blocked"
+    assert step(scheduled, 7).failing[0].text == (
+        "v4 backup schedule hippo-full-daily still exists and could write into the shared repo"
+    )
+    deleting = replace(g, v4=replace(g.v4, deleting=True))
+    assert step(deleting, 7).state == "running"
+    assert step(retired(), 7).state == "done"
+    pgo = replace(p, flavor=PGO)
+    assert any("_crunchyrepl" in t for t in texts(step(pgo, 6)))
+
+
+def test_preflight_failures() -> None:
+    s = preflight()
+    posix = replace(s, v4=replace(s.v4, storage_types=("posix",)))
+    assert step(posix, 0).state == "blocked"
+    assert "v4 hippo stores its repo in posix: a repo-based standby needs s3 or gcs" in texts(
+        step(posix, 0)
+    )
+    other = replace(
+        s, repo=replace(s.repo, archive_info=ArchiveInfo(db_id=1, system_id=42, version="15"))
+    )
+    assert (
+        f"the repo's system id 42 is not v4's {SYSTEM_ID}: the repo belongs to another cluster"
+    ) in texts(step(other, 0))
+    failing = replace(
+        s,
+        v4db=replace(
+            s.v4db,
+            archiver=ArchiverStats(
+                archived_count=4,
+                last_archived_wal="000000010000000000000004",
+                last_archived_time=NOW - 300,
+                failed_count=7,
+                last_failed_wal="000000010000000000000005",
+                last_failed_time=NOW - 5,
+            ),
+        ),
+    )
+    assert (
+        "v4's archiver is failing: 000000010000000000000005 failed 5 s ago (7 failures), with "
+        "no success since"
+    ) in texts(step(failing, 0))
+    backlog = replace(s, v4db=replace(s.v4db, current_lsn=Lsn.parse("0/9000010")))
+    assert (
+        "v4 has 4 closed segments waiting to be archived (last archived "
+        "000000010000000000000004, writing 000000010000000000000009; limit 1)"
+    ) in texts(step(backlog, 0))
+    no_crd = replace(s, v5=replace(s.v5, crd_installed=False))
+    assert "the v5 CRD ivoryclusters.ivory-operator.ivorysql.org is not installed" in texts(
+        step(no_crd, 0)
+    )
+    bad_info = replace(
+        s,
+        repo=replace(
+            s.repo,
+            archive_info=None,
+            info_error="archive.info line 7: value for db-system-id is not JSON: 77x",
+        ),
+    )
+    assert (
+        "archive.info cannot be read: archive.info line 7: value for db-system-id is not JSON: 77x"
+    ) in texts(step(bad_info, 0))
+    wrong_repo = replace(s, repo=replace(s.repo, url="s3://other/path"))
+    assert step(wrong_repo, 0).state == "blocked"
+
+
+def test_standby_pointing_elsewhere_blocks_step_1() -> None:
+    s = standby()
+    s = replace(s, v5=replace(s.v5, repo_paths=(("repo1", "/pgbackrest/repo1"),)))
+    assert step(s, 1).state == "blocked"
+    assert step(s, 1).failing[0].text == (
+        "IvoryCluster hippo repo1 reads s3://hippo-backups/pgbackrest/repo1, but v4 archives to "
+        "s3://hippo-backups/backrestrepo/hippo-backrest-shared-repo"
+    )
+    not_standby = replace(standby(), v5=replace(standby().v5, standby_enabled=False))
+    assert step(not_standby, 1).state == "blocked"
+
+
+def test_catch_up_is_a_watch() -> None:
+    s = standby()
+    behind = replace(
+        s,
+        v5db=replace(s.v5db, replay_lsn=Lsn.parse("0/1000000")),
+        thresholds=replace(s.thresholds, catch_up_bytes=16 * 1024 * 1024),
+    )
+    assert step(behind, 2).state == "running"
+    assert step(behind, 2).summary.startswith("in progress: v5 lag: 64.0 MiB behind (4 segments)")
+    pending = replace(s, v5=replace(s.v5, pods=(replace(V5_PODS[0], ready=False),)))
+    assert step(pending, 2).summary == "in progress: v5 pod hippo-00-abcd-0 is Running, not ready"
+
+
+def test_alarms() -> None:
+    assert alarms(standby()) == ()
+    assert alarms(promoted()) == ()
+    p = promoted()
+    pod = PodInfo(name="hippo-7d9f-abc", kind="database", role="master", phase="Running")
+    revived = replace(p, v4=replace(p.v4, pods=(pod,)))
+    keys = [a.key for a in alarms(revived)]
+    assert keys == ["split-brain-pod"]
+    assert alarms(revived)[0].text == (
+        "v4 primary pod hippo-7d9f-abc is still Running after v5 was promoted: two writers on one "
+        "repo"
+    )
+    both = replace(revived, v4db=replace(standby().v4db), v4=replace(p.v4, shutdown=False))
+    assert [a.key for a in alarms(both)] == ["split-brain-primaries", "v4-restarted"]
+
+
+def test_v4_restart_is_refused_after_promotion() -> None:
+    assert check_v4_restart(shutting_down()).ok
+    assert not check_v4_restart(promoted()).ok
+    assert check_v4_restart(promoted()).text == (
+        "IvoryCluster hippo has been promoted: v4 must stay shut down"
+    )
+    requested = replace(down(), v5=replace(down().v5, standby_enabled=False))
+    assert not check_v4_restart(requested).ok
+    silent = replace(down(), v5db=replace(down().v5db, error="boom"))
+    assert not check_v4_restart(silent).ok
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties over generated snapshots: a stage, then a few random changes to its sources.
+
+lsn_near = st.integers(min_value=0x4000000, max_value=0x9000000).map(Lsn)
+segment_names = st.sampled_from(
+    [f"0000000{tl}00000000000000{n:02X}" for tl in (1, 2) for n in range(3, 10)]
+)
+
+
+pods_v4 = st.lists(st.sampled_from(V4_PODS), max_size=3, unique=True).flatmap(
+    lambda pods: st.tuples(
+        *[
+            st.builds(
+                replace,
+                st.just(p),
+                deleting=st.booleans(),
+                phase=st.sampled_from(["Running", "Pending", "Failed"]),
+            )
+            for p in pods
+        ]
+    )
+)
+last_seen = st.none() | st.builds(
+    V4LastSeen,
+    lsn=lsn_near,
+    timeline=st.sampled_from([1, 2]),
+    system_id=st.sampled_from([None, SYSTEM_ID]),
+    at=st.just(NOW - 10),
+)
+maybe_bool = st.sampled_from([None, False, True])
+
+# (source, field, values): one mutation changes one field of one source.
+MUTATIONS: list[tuple[SourceName, str, st.SearchStrategy[object]]] = [
+    ("v4", "exists", st.booleans()),
+    (
+        "v4",
+        "state",
+        st.sampled_from(
+            [None, "pgcluster Initialized", "pgcluster Shutdown", "pgcluster Restoring"]
+        ),
+    ),
+    ("v4", "shutdown", st.booleans()),
+    ("v4", "deleting", st.booleans()),
+    ("v4", "pods", pods_v4),
+    ("v4", "backup_schedules", st.sampled_from([(), ("hippo-full",)])),
+    ("v4db", "reachable", st.booleans()),
+    ("v4db", "in_recovery", maybe_bool),
+    ("v4db", "current_lsn", st.none() | lsn_near),
+    ("v4db", "timeline", st.sampled_from([None, 1, 2])),
+    ("v4db", "system_id", st.sampled_from([None, SYSTEM_ID, 42])),
+    ("v4db", "read_only", maybe_bool),
+    ("v4db", "archiver", st.sampled_from([None, ArchiverStats()])),
+    ("repo", "reachable", st.booleans()),
+    (
+        "repo",
+        "newest_segments",
+        st.lists(st.tuples(segment_names, st.floats(0, 200)), max_size=3).map(
+            lambda pairs: tuple(segment_object(n, stored=NOW - age) for n, age in pairs)
+        ),
+    ),
+    ("repo", "history_timelines", st.sampled_from([(), (2,)])),
+    (
+        "repo",
+        "archive_info",
+        st.sampled_from(
+            [
+                None,
+                ArchiveInfo(db_id=1, system_id=42, version="14"),
+                ArchiveInfo(db_id=1, system_id=SYSTEM_ID, version="15"),
+            ]
+        ),
+    ),
+    ("v5", "exists", st.booleans()),
+    ("v5", "crd_installed", maybe_bool),
+    ("v5", "standby_enabled", maybe_bool),
+    ("v5", "deleting", st.booleans()),
+    ("v5", "pods", st.sampled_from([(), V5_PODS, (replace(V5_PODS[0], ready=False),)])),
+    ("v5db", "reachable", st.booleans()),
+    ("v5db", "in_recovery", maybe_bool),
+    ("v5db", "replay_lsn", st.none() | lsn_near),
+    ("v5db", "current_lsn", st.none() | lsn_near),
+    ("v5db", "timeline", st.sampled_from([None, 1, 2, 3])),
+    ("v5db", "system_id", st.sampled_from([None, SYSTEM_ID, 42])),
+    ("v5db", "is_superuser", maybe_bool),
+    ("v5db", "grants_verified", maybe_bool),
+    ("marks", "target_lsn", st.none() | lsn_near),
+    ("marks", "target_timeline", st.sampled_from([None, 1])),
+    ("marks", "v4_last_seen", last_seen),
+    *[
+        (name, "error", st.sampled_from(["connection refused", "403 Forbidden"]))
+        for name in SOURCES
+    ],
+    *[(name, "stale_since", st.just(NOW - 5)) for name in SOURCES],
+    *[(name, "observed_at", st.sampled_from([0.0, NOW - 3600])) for name in SOURCES],
+]
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> Snapshot:
+    """A stage of the migration, then a few random changes to its sources."""
+    s = draw(st.sampled_from(list(STAGES.values())))()
+    for index in draw(st.lists(st.integers(0, len(MUTATIONS) - 1), max_size=5)):
+        name, field, values = MUTATIONS[index]
+        s = with_source(s, name, **{field: draw(values)})
+    return s
+
+
+def all_checks(result: tuple[StepStatus, ...]) -> list[Check]:
+    return [check for status in result for check in status.checks]
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshots())
+def test_no_green_check_rests_on_a_source_that_is_not_answering(s: Snapshot) -> None:
+    result = evaluate(s)
+    silent = {name for name in SOURCES if not s.available(name)}
+    for check in all_checks(result):
+        assert check.sources, check
+        if check.ok:
+            assert not (set(check.sources) & silent), check
+        if check.text.startswith("unknown:"):
+            assert not check.ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshots())
+def test_step_states_agree_with_their_checks(s: Snapshot) -> None:
+    result = evaluate(s)
+    assert [status.number for status in result] == list(range(8))
+    for status in result:
+        assert status.checks
+        if status.state in ("done", "ready"):
+            assert not status.failing, status
+        else:
+            assert status.failing, status
+        assert status.summary
+        if status.overridable:
+            assert status.number == 4 and status.state == "blocked"
+    assert evaluate(s) == result
+
+
+@settings(max_examples=600, deadline=None)
+@given(snapshots())
+def test_promotion_is_never_ready_while_v4_may_be_alive(s: Snapshot) -> None:
+    promote = evaluate(s)[5]
+    if promote.state != "ready":
+        return
+    assert s.available("v4") and s.available("v4db")
+    assert s.v4.exists and s.v4.state == "pgcluster Shutdown"
+    assert not s.v4.database_pods
+    assert not s.v4db.reachable
+    assert s.available("v5db") and s.v5db.in_recovery is True
+    assert s.v5.standby_enabled is True
+
+
+@settings(max_examples=600, deadline=None)
+@given(snapshots())
+def test_retiring_v4_is_never_ready_while_v5_is_in_recovery(s: Snapshot) -> None:
+    retire = evaluate(s)[7]
+    if retire.state == "ready":
+        assert s.available("v5db") and s.v5db.reachable and s.v5db.in_recovery is False
+        assert s.available("v5") and s.v5.standby_enabled is False
+        assert s.v5db.grants_verified is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(snapshots(), st.sampled_from(SOURCES))
+def test_an_erroring_source_turns_its_checks_red(s: Snapshot, name: SourceName) -> None:
+    broken = with_source(s, name, error="connection reset")
+    for check in all_checks(evaluate(broken)):
+        if name in check.sources:
+            assert not check.ok, check
+
+
+@settings(max_examples=200, deadline=None)
+@given(snapshots())
+def test_split_brain_is_always_raised(s: Snapshot) -> None:
+    keys = {alarm.key for alarm in alarms(s)}
+    v5_promoted = s.available("v5") and s.v5.exists and s.v5.standby_enabled is False
+    if v5_promoted and s.available("v4") and s.v4.database_pods:
+        assert "split-brain-pod" in keys
+    if (
+        s.available("v4db")
+        and s.v4db.reachable
+        and s.v4db.in_recovery is False
+        and s.v4db.current_lsn is not None
+        and s.available("v5db")
+        and s.v5db.reachable
+        and s.v5db.in_recovery is False
+    ):
+        assert "split-brain-primaries" in keys
+    if v5_promoted:
+        assert not check_v4_restart(s).ok
+
+
+@pytest.mark.parametrize("factory", list(STAGES.values()))
+def test_each_source_error_at_each_stage(factory: Callable[[], Snapshot]) -> None:
+    base = factory()
+    for name in SOURCES:
+        broken = with_source(base, name, error="boom")
+        result = evaluate(broken)
+        for check in all_checks(result):
+            if name in check.sources:
+                assert not check.ok
+        wanted = f"unknown: {SOURCE_TITLES[name]} is not answering (boom)"
+        assert any(check.text == wanted for check in all_checks(result)), (name, factory)
+
+
+def test_an_empty_snapshot_is_all_unknown() -> None:
+    result = evaluate(Snapshot(now=NOW))
+    assert [s.state for s in result] == ["blocked"] * 8
+    assert all(not c.ok for c in all_checks(result))
+
+
+def test_v4_database_silent_vs_unreachable() -> None:
+    s = down()
+    assert step(s, 4).state == "done"
+    silent = replace(s, v4db=V4Database(observed_at=NOW - 1, error="no password in secret"))
+    assert step(silent, 4).state == "running"
+    assert step(silent, 5).state == "blocked"
