@@ -356,9 +356,6 @@ def parse_archive_info(
 # --------------------------------------------------------------------------------------------
 # backup.info
 
-BackupType = Literal["full", "diff", "incr"]
-
-
 @dataclass(frozen=True, slots=True)
 class Backup:
     """One backup in ``[backup:current]``."""

@@ -1181,8 +1181,8 @@ class _Eval:
 
     @cached_property
     def step6(self) -> StepStatus:
-        if self.s.v5db.grants_verified:
-            return self.step(6, [Check(True, "x", ("v5db",))], "done")
+        if self.grants.ok:
+            return self.step(6, [self.grants], "done")
         grants = self.grants
         if self.unknown("v5db") is None and self.s.v5db.reachable:
             grants = Check(True, f"to do: {grants.text}", grants.sources)
@@ -1212,6 +1212,7 @@ class _Eval:
             return self.step(7, [gone, self.after(self.step5)], "done")
         checks = [
             self.after(self.step5),
+            self.v5_out_of_recovery,
             self.v5_pods_ready,
             self.after(self.step6),
             self.no_v4_schedules,
