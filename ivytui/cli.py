@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivytui import __version__
-from ivytui.errors import IvyError
+from ivytui.config import Config, resolve
+from ivytui.errors import ConfigError, IvyError
 
 COMMANDS = ("sandbox", "demo", "status", "manifest", "grants", "monitor")
 
@@ -72,7 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch and drive the move of a PostgreSQL/IvorySQL cluster from operator v4 to v5 "
         "through a repo-based standby cluster.",
     )
-    parser.add_argument("--version", action="version", version=f"ivytui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     sb = sub.add_parser(
@@ -110,27 +110,125 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_console_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ivytui",
+        usage="ivytui [CLUSTER] [options]\n       ivytui COMMAND ...",
+        description="Watch and drive the move of a PostgreSQL/IvorySQL cluster from operator v4 "
+        "to v5 through a repo-based standby cluster.",
+        epilog="commands:\n"
+        "  status      print one snapshot of the three sources and the runbook (--json)\n"
+        "  sandbox     up | status | down: a local rehearsal world on real parts\n"
+        "  demo        a rehearsal world in a temporary directory, and the console on it\n"
+        "\nrun `ivytui COMMAND --help` for the options of a command",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ivytui {__version__}")
+    _add_target_options(parser)
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="monitor mode: no key changes anything (for watchers; needs only get/list/watch)",
+    )
+    return parser
+
+
+def build_status_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ivytui status",
+        description="Print one snapshot of the v4 cluster, the repo and the v5 standby with the "
+        "runbook's evaluation. Exit 0 when every source answered, 1 when one failed, 2 on bad "
+        "input.",
+    )
+    _add_target_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON (the default is text)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args_list)
+    except (UsageError, ConfigError) as exc:
+        print(f"ivytui: {exc}", file=sys.stderr)
+        return 2
     except IvyError as exc:
         print(f"ivytui: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
+        return 1
     except KeyboardInterrupt:
         print("ivytui: interrupted", file=sys.stderr)
         return 130
 
 
+def _config_from(args: argparse.Namespace) -> Config:
+    flags = {
+        "config": args.config,
+        "cluster": args.cluster,
+        "namespace": args.namespace,
+        "flavor": args.flavor,
+        "v5_name": args.v5_name,
+        "kubeconfig": args.kubeconfig,
+        "context": args.context,
+        "interval": args.interval,
+        "read_only": getattr(args, "read_only", None),
+    }
+    return resolve(flags)
+
+
 def _dispatch(argv: list[str]) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "sandbox":
-        return _sandbox(args)
-    if args.command == "demo":
+    first = argv[0] if argv else ""
+    if first in ("sandbox", "demo"):
+        args = build_parser().parse_args(argv)
+        if args.command == "sandbox":
+            return _sandbox(args)
         return _demo(args)
-    parser.print_help()
-    return 0
+    if first == "status":
+        return _status(build_status_parser().parse_args(argv[1:]))
+    args = build_console_parser().parse_args(argv)
+    config = _config_from(args)
+    from ivytui.tui.app import run_app
+
+    return run_app(config)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import asyncio
+
+    config = _config_from(args)
+    from ivytui.sources.hub import Hub, view_to_json
+
+    try:
+        view = asyncio.run(Hub(config).once())
+    except IvyError as exc:
+        print(f"ivytui: {exc}", file=sys.stderr)
+        return 2
+    doc = view_to_json(view)
+    failed = [name for name, src in doc.get("sources", {}).items() if not src.get("ok")]
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print(_status_text(doc))
+    return 1 if failed else 0
+
+
+def _status_text(doc: dict[str, object]) -> str:
+    lines: list[str] = []
+    sources = doc.get("sources", {})
+    assert isinstance(sources, dict)
+    for name, src in sources.items():
+        ok = src.get("ok")
+        lines.append(
+            f"{name:<5} {'ok' if ok else 'FAILED'}" + ("" if ok else f": {src.get('error')}")
+        )
+    steps = doc.get("steps", [])
+    assert isinstance(steps, list)
+    for step in steps:
+        lines.append(f"step {step.get('number')} {step.get('title')}: {step.get('state')}")
+        for check in step.get("checks", []):
+            mark = "ok " if check.get("ok") else "NO "
+            lines.append(f"    {mark} {check.get('text')}")
+    return "\n".join(lines)
 
 
 def _up_options(args: argparse.Namespace, *, with_standby: bool) -> object:
