@@ -1,0 +1,424 @@
+"""The Textual app: starts the hub after the first frame, routes its views and log entries to
+the screens, and owns the keys that act on the hub.
+
+``make_app`` is the factory used by the CLI, the tests and the screenshot script;
+``run_app`` runs it for the CLI and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from ivytui.config import Config
+from ivytui.errors import IvyError
+from ivytui.tui.messages import HubFailed, HubStarted, LogArrived, ViewChanged
+from ivytui.tui.protocols import HubFactory, HubLike, HubViewLike, LogEntryLike
+from ivytui.tui.screens.main import MainScreen
+from ivytui.tui.screens.modals import HelpScreen, IntervalScreen, LogScreen, TextViewScreen
+
+AGE_TICK = 2.5
+"""Seconds between re-renders of ages; the ages themselves move in 5-second steps or more."""
+
+HUB_STOP_TIMEOUT = 5.0
+
+MUTATING_ACTIONS: frozenset[str] = frozenset()
+"""Actions that change a cluster; none is bound yet. In MONITOR mode they are shown dimmed."""
+
+
+class LocalEntry:
+    """A log line made by the UI itself (refresh asked, interval changed, hub errors)."""
+
+    __slots__ = ("at", "level", "source", "text")
+
+    def __init__(self, at: float, source: str, level: str, text: str) -> None:
+        self.at = at
+        self.source = source
+        self.level = level
+        self.text = text
+
+
+def _default_hub_factory(module: Any) -> HubFactory:
+    hub_class = module.Hub
+
+    def build(config: Config) -> HubLike:
+        hub: HubLike = hub_class(config)
+        return hub
+
+    return build
+
+
+async def load_default_hub_factory() -> HubFactory:
+    """``ivytui.sources.hub.Hub``, imported in a thread: its clients are slow to import."""
+    module = await asyncio.to_thread(importlib.import_module, "ivytui.sources.hub")
+    return _default_hub_factory(module)
+
+
+def to_plain(obj: Any) -> Any:
+    """Mappings and sequences as plain dicts and lists, for YAML."""
+    if isinstance(obj, Mapping):
+        return {str(key): to_plain(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(item) for item in obj]
+    return obj
+
+
+def object_text(key: str, obj: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The text and the highlighting language of an object from ``HubView.objects``."""
+    if set(obj) == {"text"} and isinstance(obj["text"], str):
+        return obj["text"], None
+    import yaml
+
+    text = yaml.safe_dump(to_plain(obj), sort_keys=False, allow_unicode=True, width=100)
+    return text, "yaml"
+
+
+class IvyApp(App[int]):
+    """The console. The hub is created (if only a factory is given) and started after the
+    first frame is painted, and stopped when the app exits."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ivytui"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "show_help", "Help", id="help", key_display="?"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-ctrl-c"),
+        Binding("r", "refresh_now", "Refresh", id="refresh", tooltip="Poll every source now"),
+        Binding("p", "pause", "Pause", id="pause", tooltip="Stop polling"),
+        Binding("p", "resume", "Resume", id="resume", tooltip="Poll again"),
+        Binding("i", "change_interval", "Interval", id="interval"),
+        Binding("y", "show_yaml", "YAML", id="yaml", tooltip="The object under the cursor as YAML"),
+        Binding("l", "show_log", "Log", id="log", tooltip="The event log, full screen"),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        hub: HubLike | None = None,
+        *,
+        hub_factory: HubFactory | None = None,
+        clock: Callable[[], float] = time.time,
+        start_hub: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.hub: HubLike | None = hub
+        self.hub_factory = hub_factory
+        self.clock = clock
+        self.auto_start_hub = start_hub
+        self.view: HubViewLike | None = None
+        self.log_entries: deque[LogEntryLike] = deque(maxlen=5000)
+        self.paused = False
+        self.interval = config.interval
+        self.start_error: tuple[str, str] | None = None
+        self.hub_started = False
+        self._main: MainScreen | None = None
+        self._wired: HubLike | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main
+
+    @property
+    def main(self) -> MainScreen:
+        """The main screen (built on first use, inside the running app)."""
+        if self._main is None:
+            self._main = MainScreen(self.config)
+        return self._main
+
+    @property
+    def read_only(self) -> bool:
+        return self.config.read_only or (self.view is not None and self.view.read_only)
+
+    @property
+    def stale_after(self) -> float:
+        return max(self.config.thresholds.stale_seconds, 3 * self.interval)
+
+    def on_mount(self) -> None:
+        self._render_header()
+        self.set_interval(AGE_TICK, self._tick, name="ages")
+        if self.auto_start_hub:
+            self.call_after_refresh(self.start_hub)
+
+    def start_hub(self) -> None:
+        """Create (if needed) and start the hub in a worker; the UI stays responsive."""
+        self.run_worker(self._start_hub(), name="hub-start", group="hub", exclusive=True)
+
+    async def _start_hub(self) -> None:
+        try:
+            hub = self.hub
+            if hub is None:
+                factory = self.hub_factory or await load_default_hub_factory()
+                hub = factory(self.config)
+                self.hub = hub
+            if self._wired is not hub:
+                hub.on_view(self._hub_view)
+                hub.on_log(self._hub_log)
+                self._wired = hub
+            await hub.start()
+        except IvyError as exc:
+            self.post_message(HubFailed(exc.title, exc.message))
+            return
+        except Exception as exc:
+            self.log.error("the hub did not start", exc)
+            self.post_message(HubFailed("unexpected error", f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(HubStarted(hub))
+
+    def _hub_view(self, view: Any) -> None:
+        self.post_message(ViewChanged(view))
+
+    def _hub_log(self, entry: Any) -> None:
+        self.post_message(LogArrived(entry))
+
+    async def _stop_hub(self) -> None:
+        hub = self.hub
+        if hub is None or not self.hub_started:
+            return
+        self.hub_started = False
+        try:
+            await asyncio.wait_for(hub.stop(), HUB_STOP_TIMEOUT)
+        except (TimeoutError, IvyError) as exc:
+            self.log.warning("the hub did not stop cleanly", exc)
+
+    def exit_code(self) -> int:
+        """2 when the sources never started (the reason was shown), else 0."""
+        return 2 if self.start_error is not None and not self.hub_started else 0
+
+    async def action_quit(self) -> None:
+        code = self.exit_code()
+        await self._stop_hub()
+        self.exit(code)
+
+    async def on_unmount(self) -> None:
+        await self._stop_hub()
+
+    # -- messages from the hub ---------------------------------------------------------------
+
+    def on_hub_started(self, message: HubStarted) -> None:
+        self.hub_started = True
+        self.start_error = None
+        self.main.show_start_error(None, None)
+        self.view = message.hub.view if self.view is None else self.view
+        if self.view is not None:
+            self._render()
+
+    def on_hub_failed(self, message: HubFailed) -> None:
+        self.start_error = (message.title, message.message)
+        self.main.show_start_error(message.title, message.message)
+        self.add_log(LocalEntry(self.clock(), "ui", "error", f"{message.title}: {message.message}"))
+
+    def on_view_changed(self, message: ViewChanged) -> None:
+        self.view = message.view
+        self._render()
+
+    def on_log_arrived(self, message: LogArrived) -> None:
+        self.add_log(message.entry)
+
+    def add_log(self, entry: LogEntryLike) -> None:
+        self.log_entries.append(entry)
+        self.main.add_log(entry)
+        if isinstance(self.screen, LogScreen):
+            self.screen.add(entry)
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _render_header(self) -> None:
+        self.main.show_header(
+            self.view,
+            self.clock(),
+            read_only=self.read_only,
+            paused=self.paused,
+            interval=self.interval,
+        )
+
+    def _render(self) -> None:
+        now = self.clock()
+        with self.batch_update():
+            self._render_header()
+            if self.view is not None:
+                self.main.show_view(self.view, now, stale_after=self.stale_after)
+
+    def _tick(self) -> None:
+        self._render()
+
+    def action_rerender(self) -> None:
+        """Render again (after a resize: the header and ruler change form)."""
+        self._render()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING_ACTIONS and self.read_only:
+            return None
+        if action == "pause":
+            return not self.paused
+        if action == "resume":
+            return self.paused
+        if action in ("show_yaml", "show_log"):
+            return self.screen is self.main
+        return True
+
+    async def action_refresh_now(self) -> None:
+        if self.hub is None or not self.hub_started:
+            if self.start_error is not None:
+                self.start_error = None
+                self.main.show_start_error(None, None)
+                self.start_hub()
+            return
+        self.add_log(LocalEntry(self.clock(), "ui", "info", "refresh asked"))
+        self.run_worker(self.hub.refresh(), name="refresh", group="refresh", exclusive=True)
+
+    def action_pause(self) -> None:
+        self._set_paused(True)
+
+    def action_resume(self) -> None:
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        if self.hub is not None:
+            if paused:
+                self.hub.pause()
+            else:
+                self.hub.resume()
+        self.add_log(LocalEntry(self.clock(), "ui", "info", "paused" if paused else "resumed"))
+        self.refresh_bindings()
+        self._render()
+
+    def action_change_interval(self) -> None:
+        def chosen(seconds: float | None) -> None:
+            if seconds is None:
+                return
+            self.interval = seconds
+            if self.hub is not None:
+                self.hub.set_interval(seconds)
+            self.add_log(LocalEntry(self.clock(), "ui", "info", f"poll every {seconds:g} s"))
+            self._render()
+
+        self.push_screen(IntervalScreen(self.interval), chosen)
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(key, description) for every binding of the app and the main screen."""
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for binding in (*self._bindings_of(type(self)), *self._bindings_of(type(self.main))):
+            if binding.action in seen or binding.id in ("quit-ctrl-c",):
+                continue
+            seen.add(binding.action)
+            key = binding.key_display or self.get_key_display(binding)
+            rows.append((key, binding.description or binding.action))
+        rows.append(("ctrl+p", "Command palette"))
+        rows.append(("↑ ↓", "Select a step, a pod or a backup in the focused pane"))
+        return rows
+
+    @staticmethod
+    def _bindings_of(cls: type[App[Any]] | type[Screen[Any]]) -> Iterable[Binding]:
+        for binding in cls.BINDINGS:
+            if isinstance(binding, Binding):
+                yield binding
+
+    def action_show_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.key_help(), read_only=self.read_only))
+
+    def action_show_log(self) -> None:
+        if isinstance(self.screen, LogScreen):
+            return
+        self.push_screen(LogScreen(self.log_entries))
+
+    def yaml_for(self, key: str | None) -> tuple[str, str, str | None] | None:
+        """(title, text, language) for the object ``key`` of the current view."""
+        if key is None or self.view is None:
+            return None
+        if key.startswith("step/"):
+            number = int(key.split("/", 1)[1])
+            for step in self.view.steps:
+                if step.number == number:
+                    data = {
+                        "step": step.number,
+                        "title": step.title,
+                        "state": step.state,
+                        "summary": step.summary,
+                        "checks": [
+                            {"ok": c.ok, "text": c.text, "sources": list(c.sources)}
+                            for c in step.checks
+                        ],
+                    }
+                    text, language = object_text(key, data)
+                    return f"step {step.number}: {step.title}", text, language
+            return None
+        obj = self.view.objects.get(key)
+        if obj is None:
+            return None
+        text, language = object_text(key, obj)
+        return key, text, language
+
+    def action_show_yaml(self) -> None:
+        if not isinstance(self.screen, MainScreen):
+            return
+        key = self.main.object_key()
+        found = self.yaml_for(key)
+        if found is None:
+            what = key or "the selection"
+            self.notify(f"no YAML for {what} yet", severity="warning", timeout=3)
+            return
+        title, text, language = found
+        self.push_screen(TextViewScreen(title, text, language=language))
+
+    # -- command palette ---------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Refresh now", "Poll every source now (r)", self.action_refresh_now)
+        if self.paused:
+            yield SystemCommand("Resume polling", "Poll again (p)", self.action_resume)
+        else:
+            yield SystemCommand("Pause polling", "Stop polling (p)", self.action_pause)
+        yield SystemCommand(
+            "Change the interval", "Seconds between polls (i)", self.action_change_interval
+        )
+        yield SystemCommand(
+            "Show YAML", "The object under the cursor as YAML (y)", self.action_show_yaml
+        )
+        yield SystemCommand("Show the log", "The event log, full screen (l)", self.action_show_log)
+        yield SystemCommand(
+            "Show help", "Keys and how to read the screen (?)", self.action_show_help
+        )
+
+
+def make_app(
+    config: Config,
+    hub: HubLike | None = None,
+    *,
+    hub_factory: HubFactory | None = None,
+    clock: Callable[[], float] = time.time,
+    start_hub: bool = True,
+) -> IvyApp:
+    """The console for ``config``. With neither ``hub`` nor ``hub_factory`` the real hub
+    (``ivytui.sources.hub.Hub``) is imported and built after the first frame."""
+    return IvyApp(config, hub, hub_factory=hub_factory, clock=clock, start_hub=start_hub)
+
+
+def run_app(config: Config) -> int:
+    """Run the console in the terminal; returns the exit code (2 when the sources could not be
+    started, after saying why in one line)."""
+    app = make_app(config)
+    code = app.run()
+    if app.start_error is not None and code != 0:
+        title, message = app.start_error
+        print(f"ivytui: {title}: {message}", file=sys.stderr)
+    return int(code or 0)

@@ -1,0 +1,66 @@
+"""Messages from the hub's callbacks and workers to the app: typed, and the view collapses to
+the newest when a backlog builds up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from ivytui.tui.protocols import HubViewLike, LogEntryLike
+
+
+class ViewChanged(Message):
+    """The hub has a new view; an older one still queued is dropped."""
+
+    def __init__(self, view: HubViewLike) -> None:
+        super().__init__()
+        self.view = view
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ViewChanged)
+
+
+class LogArrived(Message):
+    def __init__(self, entry: LogEntryLike) -> None:
+        super().__init__()
+        self.entry = entry
+
+
+class HubStarted(Message):
+    """``hub.start()`` returned: the sources are running."""
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__()
+        self.hub = hub
+
+
+class HubFailed(Message):
+    """Starting the hub failed: shown in the UI with the error's title, not as a traceback."""
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__()
+        self.title = title
+        self.message = message
+
+
+class WorldProgress(Message):
+    """The sandbox world reported a stage (``progress.jsonl``)."""
+
+    def __init__(self, stage: str, progress: float, at: float) -> None:
+        super().__init__()
+        self.stage = stage
+        self.progress = progress
+        self.at = at
+
+
+class WorldReady(Message):
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.state = state
+
+
+class WorldFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error

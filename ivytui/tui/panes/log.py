@@ -1,0 +1,88 @@
+"""The event log: Kubernetes events, pod changes, new segments, source errors and recoveries."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual import events
+from textual.markup import escape
+from textual.widget import Widget
+from textual.widgets import RichLog
+
+from ivytui.domain.model import SourceName
+from ivytui.tui.panes.base import Pane
+from ivytui.tui.protocols import HubViewLike, LogEntryLike
+from ivytui.tui.widgets import rich_text
+
+LEVEL_STYLE = {"error": "$error", "warning": "$warning"}
+
+
+def entry_markup(entry: LogEntryLike) -> str:
+    """``12:01:05 repo   new segment 0000…05`` (UTC), errors in the error colour."""
+    stamp = time.strftime("%H:%M:%S", time.gmtime(entry.at))
+    text = escape(entry.text)
+    style = LEVEL_STYLE.get(entry.level)
+    if style is not None:
+        text = f"[{style}]{text}[/]"
+    return f"[$text-muted]{stamp}[/] [$accent]{escape(entry.source):<6}[/] {text}"
+
+
+class EventLog(RichLog):
+    """A RichLog of entries: each entry is rendered once, and again only when the width
+    changes (so lines wrap to the pane)."""
+
+    def __init__(self, *, max_lines: int | None = 500, id: str | None = None) -> None:
+        super().__init__(
+            max_lines=max_lines, wrap=True, markup=False, min_width=20, id=id, auto_scroll=True
+        )
+        self.entries: deque[LogEntryLike] = deque(maxlen=max_lines)
+        self._width = 0
+
+    def add(self, entry: LogEntryLike) -> None:
+        self.entries.append(entry)
+        self.write(rich_text(entry_markup(entry)))
+
+    def add_all(self, entries: Iterable[LogEntryLike]) -> None:
+        for entry in entries:
+            self.add(entry)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._rewrap)
+
+    def _rewrap(self) -> None:
+        """Render the entries again at the new width (RichLog keeps lines as rendered)."""
+        width = self.scrollable_content_region.width
+        if width and width != self._width:
+            self._width = width
+            self.clear()
+            for entry in self.entries:
+                self.write(rich_text(entry_markup(entry)))
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+
+class LogPane(Pane):
+    SOURCES: ClassVar[tuple[SourceName, ...]] = ()
+    SHORT: ClassVar[str] = "log"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.log_view = EventLog(id="event-log")
+
+    def compose(self) -> Iterable[Widget]:
+        yield self.log_view
+
+    def on_mount(self) -> None:
+        self.set_title("events")
+
+    def render_view(self, view: HubViewLike, now: float) -> None:
+        return None
+
+    @property
+    def focus_target(self) -> Widget:
+        return self.log_view

@@ -1,0 +1,273 @@
+"""A hub double with the real hub's surface, and frozen views built from domain snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from domain_factory import NOW, SYSTEM_ID, segment_object, standby, with_source
+
+from ivytui.config import Config
+from ivytui.domain.lag import LagReport, lag_from_snapshot
+from ivytui.domain.lsn import Lsn
+from ivytui.domain.model import ArchiverStats, PodInfo, Snapshot
+from ivytui.domain.repoinfo import parse_backup_info
+from ivytui.domain.runbook import Alarm, StepStatus, alarms, evaluate
+from ivytui.tui.app import IvyApp, make_app
+
+DATA = Path(__file__).parent.parent / "domain" / "data"
+
+CONFIG = Config(
+    cluster="hippo", namespace="pgo", flavor="ivyo", v5_name="hippo", context="ivytui-sandbox"
+)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    at: float
+    source: str
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FakeView:
+    """The same fields as ``ivytui.sources.hub.HubView``."""
+
+    snapshot: Snapshot
+    steps: tuple[StepStatus, ...]
+    alarms: tuple[Alarm, ...]
+    lag: LagReport
+    lag_history: tuple[tuple[float, int], ...]
+    write_rate: float | None
+    arrival_rate: float | None
+    replay_rate: float | None
+    context: str
+    namespace: str
+    cluster: str
+    v5_name: str
+    flavor: str
+    read_only: bool
+    freshest_at: float | None
+    paused: bool
+    interval: float
+    objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _view_class() -> Any:
+    """The real HubView once ``ivytui.sources.hub`` exists (it must accept the same fields)."""
+    try:
+        from ivytui.sources.hub import HubView
+    except ImportError:
+        return FakeView
+    names = {f.name for f in dataclasses.fields(HubView)}
+    if names != {f.name for f in dataclasses.fields(FakeView)}:
+        return FakeView
+    return HubView
+
+
+def sample_objects(snap: Snapshot) -> dict[str, Mapping[str, Any]]:
+    objects: dict[str, Mapping[str, Any]] = {
+        "v4": {
+            "apiVersion": "crunchydata.com/v1",
+            "kind": "Pgcluster",
+            "metadata": {"name": "hippo", "namespace": "pgo", "resourceVersion": "1001"},
+            "spec": {
+                "backrestStorageTypes": ["s3"],
+                "backrestS3Bucket": "hippo-backups",
+                "backrestS3Endpoint": "s3.example.net",
+                "backrestS3Region": "us-east-1",
+                "ccpimagetag": "centos8-15.4-4.7.10",
+                "shutdown": False,
+            },
+            "status": {"state": "pgcluster Initialized"},
+        },
+        "v5": {
+            "apiVersion": "ivory-operator.ivorysql.org/v1beta1",
+            "kind": "IvoryCluster",
+            "metadata": {"name": "hippo", "namespace": "pgo"},
+            "spec": {"standby": {"enabled": True, "repoName": "repo1"}},
+        },
+        "repo/archive.info": {"text": (DATA / "archive.info").read_text()},
+    }
+    for pod in (*snap.v4.pods, *snap.v5.pods):
+        objects[f"pod/{pod.name}"] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod.name, "namespace": "pgo", "labels": {"role": pod.role}},
+            "status": {"phase": pod.phase},
+        }
+    return objects
+
+
+def make_view(snap: Snapshot, **changes: Any) -> Any:
+    lag = lag_from_snapshot(snap)
+    history = tuple(
+        (NOW - 2 * (40 - i), max(0, (lag.behind_bytes or 0) + (20 - abs(20 - i)) * 600_000))
+        for i in range(40)
+    )
+    values: dict[str, Any] = {
+        "snapshot": snap,
+        "steps": evaluate(snap),
+        "alarms": alarms(snap),
+        "lag": lag,
+        "lag_history": history,
+        "write_rate": snap.rates.write_bps,
+        "arrival_rate": snap.rates.archive_bps,
+        "replay_rate": snap.rates.replay_bps,
+        "context": "ivytui-sandbox",
+        "namespace": "pgo",
+        "cluster": "hippo",
+        "v5_name": "hippo",
+        "flavor": "ivyo",
+        "read_only": False,
+        "freshest_at": NOW - 1,
+        "paused": False,
+        "interval": 2.0,
+        "objects": sample_objects(snap),
+    }
+    values.update(changes)
+    return _view_class()(**values)
+
+
+def catching_up() -> Snapshot:
+    """v5 a few segments behind v4, with a backup in the repo."""
+    s = standby()
+    backup_info = parse_backup_info((DATA / "backup.info").read_text(), verify_checksum=False)
+    repo = replace(
+        s.repo,
+        newest_segments=(segment_object("000000010000000000000008", stored=NOW - 3),),
+        segment_count=8,
+        backup_info=backup_info,
+    )
+    v4db = replace(
+        s.v4db,
+        current_lsn=Lsn.parse("0/9000060"),
+        walfile="000000010000000000000009",
+        archiver=replace(
+            s.v4db.archiver or ArchiverStats(),
+            archived_count=8,
+            last_archived_wal="000000010000000000000008",
+            last_archived_time=NOW - 3,
+        ),
+    )
+    v5db = replace(s.v5db, replay_lsn=Lsn.parse("0/6A00000"), last_replay_time=NOW - 4)
+    return replace(s, repo=repo, v4db=v4db, v5db=v5db)
+
+
+def stale_repo_with_alarm() -> Snapshot:
+    """The bucket stopped answering 12 s ago, and a v4 primary is back after promotion."""
+    from domain_factory import promoted
+
+    s = promoted()
+    s = replace(
+        s,
+        v4=replace(
+            s.v4,
+            pods=(
+                PodInfo(
+                    name="hippo-7d9f-abc",
+                    kind="database",
+                    role="master",
+                    phase="Running",
+                    ready=True,
+                ),
+            ),
+        ),
+    )
+    return with_source(
+        s,
+        "repo",
+        error="connect to 127.0.0.1:9000: connection refused",
+        stale_since=NOW - 12,
+        observed_at=NOW - 14,
+    )
+
+
+class FakeHub:
+    """Records what the app asks; emits views and log entries on demand."""
+
+    def __init__(self, view: Any, *, logs: tuple[LogEntry, ...] = ()) -> None:
+        self.view = view
+        self.calls: list[str] = []
+        self.interval = view.interval
+        self.paused = False
+        self.started = False
+        self._logs = logs
+        self._view_cbs: list[Callable[[Any], None]] = []
+        self._log_cbs: list[Callable[[Any], None]] = []
+        self.fail_with: BaseException | None = None
+
+    async def start(self) -> None:
+        self.calls.append("start")
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.started = True
+        for entry in self._logs:
+            self.log(entry)
+        self.emit(self.view)
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+        self.started = False
+
+    def on_view(self, cb: Callable[[Any], None]) -> None:
+        self._view_cbs.append(cb)
+
+    def on_log(self, cb: Callable[[Any], None]) -> None:
+        self._log_cbs.append(cb)
+
+    async def refresh(self) -> None:
+        self.calls.append("refresh")
+        self.emit(self.view)
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+        self.paused = True
+        self.emit(replace(self.view, paused=True))
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+        self.paused = False
+        self.emit(replace(self.view, paused=False))
+
+    def set_interval(self, seconds: float) -> None:
+        self.calls.append(f"interval {seconds:g}")
+        self.interval = seconds
+        self.emit(replace(self.view, interval=seconds))
+
+    def emit(self, view: Any) -> None:
+        self.view = view
+        for cb in self._view_cbs:
+            cb(view)
+
+    def log(self, entry: LogEntry) -> None:
+        for cb in self._log_cbs:
+            cb(entry)
+
+
+SAMPLE_LOGS = (
+    LogEntry(NOW - 40, "kube", "info", "pod hippo-00-abcd-0 is Running and ready"),
+    LogEntry(NOW - 30, "repo", "info", "new segment 000000010000000000000007"),
+    LogEntry(NOW - 20, "events", "warning", "Pgcluster hippo: BackupFailed (retrying)"),
+    LogEntry(NOW - 14, "repo", "error", "connect to 127.0.0.1:9000: connection refused"),
+    LogEntry(NOW - 3, "repo", "info", "new segment 000000010000000000000008"),
+)
+
+
+def frozen_app(
+    snap: Snapshot,
+    *,
+    config: Config = CONFIG,
+    logs: tuple[LogEntry, ...] = SAMPLE_LOGS,
+    **view: Any,
+) -> tuple[IvyApp, FakeHub]:
+    hub = FakeHub(make_view(snap, **view), logs=logs)
+    app = make_app(config, hub, clock=lambda: NOW)
+    return app, hub
+
+
+__all__ = ["NOW", "SYSTEM_ID", "FakeHub", "LogEntry", "catching_up", "frozen_app", "make_view"]
