@@ -54,7 +54,11 @@ class FakeGcs:
         prefixes: list[str] = []
         last = ""
         for name in sorted(self.objects):
-            if not name.startswith(prefix) or name < start or (q.get("pageToken") and name == start):
+            if (
+                not name.startswith(prefix)
+                or name < start
+                or (q.get("pageToken") and name == start)
+            ):
                 continue
             rest = name[len(prefix) :]
             if delimiter and delimiter in rest:
@@ -64,7 +68,9 @@ class FakeGcs:
                 last = name
                 continue
             if len(items) >= limit:
-                return web.json_response({"items": items, "prefixes": prefixes, "nextPageToken": last})
+                return web.json_response(
+                    {"items": items, "prefixes": prefixes, "nextPageToken": last}
+                )
             items.append(self._meta(name))
             last = name
         return web.json_response({"items": items, "prefixes": prefixes})
@@ -73,7 +79,9 @@ class FakeGcs:
         name = request.match_info["name"]
         self.requests.append(f"get {name} {request.query.get('alt')}")
         if request.match_info["bucket"] != self.bucket or name not in self.objects:
-            return web.json_response({"error": {"code": 404, "message": "No such object"}}, status=404)
+            return web.json_response(
+                {"error": {"code": 404, "message": "No such object"}}, status=404
+            )
         if request.query.get("alt") == "media":
             return web.Response(body=self.objects[name][0])
         return web.json_response(self._meta(name))
@@ -125,7 +133,9 @@ async def test_gcs_repo_is_read_incrementally(fake_gcs: tuple[FakeGcs, str]) -> 
         first = await repo.poll()
         assert first.reachable, first.unreachable_reason
         assert first.url == f"gs://hippo/{ROOT.rstrip('/')}"
-        assert first.archive_info is not None and first.archive_info.system_id == 7712122409858461008
+        assert (
+            first.archive_info is not None and first.archive_info.system_id == 7712122409858461008
+        )
         assert first.backup_info is not None and first.backup_info.backups
         assert first.newest_on(1) is not None
         assert first.newest_on(1).name == segment_name(1, 300)  # type: ignore[union-attr]

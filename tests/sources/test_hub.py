@@ -16,7 +16,7 @@ from ivytui.config import Config
 from ivytui.errors import IvyError, KubeError
 from ivytui.sources.hub import Hub, HubView, view_to_json
 from tests.conftest import RunningWorld
-from tests.sources.conftest import wait_until
+from tests.sources.helpers import wait_until
 
 pytestmark = pytest.mark.world
 
@@ -59,9 +59,7 @@ async def test_once_reads_every_source_and_the_json_says_so(
         ({"namespace": "nosuch"}, "namespace 'nosuch' does not exist"),
     ],
 )
-async def test_bad_input_is_a_clear_error(
-    cfg: Config, changes: dict[str, str], words: str
-) -> None:
+async def test_bad_input_is_a_clear_error(cfg: Config, changes: dict[str, str], words: str) -> None:
     with pytest.raises(KubeError) as caught:
         await Hub(replace(cfg, **changes)).once()
     assert words in str(caught.value)
@@ -93,7 +91,9 @@ async def test_an_unknown_cluster_and_a_missing_crd_are_facts(cfg: Config) -> No
     preflight = view.steps[0]
     texts = [check.text for check in preflight.checks]
     assert "v4 object nosuch not found in namespace pgo" in texts
-    assert any("postgresclusters.postgres-operator.crunchydata.com is not installed" in t for t in texts)
+    assert any(
+        "postgresclusters.postgres-operator.crunchydata.com is not installed" in t for t in texts
+    )
 
 
 async def test_pause_freezes_the_view_and_resume_polls_again(cfg: Config) -> None:

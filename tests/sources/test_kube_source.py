@@ -17,7 +17,7 @@ from ivytui.errors import KubeError
 from ivytui.sources.hub import Hub, HubView, LogEntry
 from ivytui.sources.kube import KubeSource, SecretMissing
 from tests.conftest import RunningWorld
-from tests.sources.conftest import sandbox_get, wait_until
+from tests.sources.helpers import sandbox_get, sandbox_post, wait_until
 
 pytestmark = pytest.mark.world
 
@@ -71,7 +71,7 @@ async def test_pods_and_objects_equal_what_the_api_says(
 async def test_the_client_refuses_to_write_before_anything_is_sent(
     world: RunningWorld, cfg: Config
 ) -> None:
-    start = int(sandbox_get(world, "/_sandbox/requests?since=0")["next"])
+    start = int((await asyncio.to_thread(sandbox_get, world, "/_sandbox/requests?since=0"))["next"])
     hub = Hub(cfg)
     await hub.start()
     try:
@@ -83,7 +83,9 @@ async def test_the_client_refuses_to_write_before_anything_is_sent(
         await asyncio.sleep(0.5)
     finally:
         await hub.stop()
-    sent = sandbox_get(world, f"/_sandbox/requests?since={start}")["requests"]
+    sent = (await asyncio.to_thread(sandbox_get, world, f"/_sandbox/requests?since={start}"))[
+        "requests"
+    ]
     assert sent, "the hub sent nothing at all"
     assert {entry["method"] for entry in sent} == {"GET"}
     assert {entry["verb"] for entry in sent} <= {"get", "list", "watch"}
@@ -179,11 +181,7 @@ async def test_a_watch_resumes_after_the_history_is_compacted(
     custom = client.CustomObjectsApi(writer)
     try:
         await wait_until(lambda: kube.v4_object() is not None, 10, "the first list")
-        import urllib.request
-
-        urllib.request.urlopen(
-            urllib.request.Request(f"{world.kube_url}/_sandbox/compact", method="POST"), timeout=5
-        ).close()
+        await asyncio.to_thread(sandbox_post, world, "/_sandbox/compact")
         marker = str(time.time_ns())
         await custom.patch_namespaced_custom_object(
             "crunchydata.com",
@@ -195,10 +193,13 @@ async def test_a_watch_resumes_after_the_history_is_compacted(
             _content_type="application/merge-patch+json",
         )
         await wait_until(
-            lambda: (kube.v4_object() or {}).get("metadata", {}).get("annotations", {}).get(
-                "ivytui-test"
-            )
-            == marker,
+            lambda: (
+                (kube.v4_object() or {})
+                .get("metadata", {})
+                .get("annotations", {})
+                .get("ivytui-test")
+                == marker
+            ),
             5,
             "the annotation after compaction",
         )

@@ -143,4 +143,6 @@ async def test_a_missing_secret_means_no_address(cfg: Config, kube: KubeSource) 
     finally:
         await pg.close()
     assert not state.reachable and state.error is None
-    assert state.unreachable_reason == "Secret nosuch-pguser-postgres does not exist in namespace pgo"
+    assert (
+        state.unreachable_reason == "Secret nosuch-pguser-postgres does not exist in namespace pgo"
+    )

@@ -19,7 +19,7 @@ from ivytui.errors import StorageError
 from ivytui.sources.hub import Hub
 from ivytui.sources.storage import COUNT_PAGES_PER_POLL, RepoSource, RepoTarget
 from tests.conftest import RunningWorld
-from tests.sources.conftest import sandbox_post, wait_until
+from tests.sources.helpers import sandbox_post, wait_until
 
 pytestmark = pytest.mark.world
 
@@ -264,7 +264,7 @@ async def test_stopping_s3_marks_only_the_repo_stale_and_it_recovers(
             "the first reading of the repo and of v4",
         )
         good: RepoState = hub.view.snapshot.repo
-        sandbox_post(world, "/_sandbox/faults/s3/stop")
+        await asyncio.to_thread(sandbox_post, world, "/_sandbox/faults/s3/stop")
         stopped_at = time.time()
         await wait_until(
             lambda: hub.view.snapshot.repo.error is not None, 15, "the repo's error after the stop"
@@ -281,7 +281,7 @@ async def test_stopping_s3_marks_only_the_repo_stale_and_it_recovers(
         assert snap.v5db.error is None and snap.v4.error is None and snap.v5.error is None
         assert snap.repo.error is not None
     finally:
-        sandbox_post(world, "/_sandbox/faults/s3/start")
+        await asyncio.to_thread(sandbox_post, world, "/_sandbox/faults/s3/start")
     try:
         took = await wait_until(
             lambda: hub.view.snapshot.repo.error is None, 20, "the repo's recovery"
