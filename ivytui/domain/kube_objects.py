@@ -64,12 +64,14 @@ def _bool(value: Any) -> bool | None:
 def parse_ccp_image_tag(tag: str | None) -> int | None:
     """The PostgreSQL major in a v4 ``ccpimagetag`` ``<os>-<pg>-<pgo>``.
 
-    ``centos8-13.4-4.7.3`` → 13 (the first number of the middle part).
+    ``centos8-13.4-4.7.3`` → 13 (the first number of the middle part); the PostGIS images carry
+    one more part, ``<os>-<pg>-<postgis>-<pgo>`` (``centos8-13.4-3.1-4.7.3`` → 13): the version
+    is the part right after the operating system.
     """
     if not tag:
         return None
-    parts = tag.strip().rsplit("-", 2)
-    if len(parts) != 3 or _VERSION_RE.fullmatch(parts[1]) is None:
+    parts = tag.strip().split("-")
+    if len(parts) < 3 or _VERSION_RE.fullmatch(parts[1]) is None:
         return None
     return int(parts[1].split(".")[0])
 

@@ -352,6 +352,18 @@ def _gone(requested: int, oldest: int) -> ApiError:
 # ---- small helpers ---------------------------------------------------------------------------
 
 
+def _fold_string_data(secret: Obj) -> None:
+    """Like the API server: `stringData` is write-only, merged into `data` as base64."""
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = secret.get("data")
+        if not isinstance(data, dict):
+            data = {}
+        for k, v in string_data.items():
+            data[str(k)] = base64.b64encode(str(v).encode()).decode()
+        secret["data"] = data
+
+
 def _copy(value: _T) -> _T:
     """A deep copy of a JSON value (faster than copy.deepcopy)."""
     if isinstance(value, dict):
@@ -953,6 +965,8 @@ class KubeStore:
             raise _bad_request("the body of a create must be a JSON object")
         new: Obj = _copy(obj)
         self._check_kind(rt, new)
+        if key == "secrets":
+            _fold_string_data(new)
         meta = new.get("metadata")
         if meta is None:
             meta = {}

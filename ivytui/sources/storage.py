@@ -28,6 +28,7 @@ Every HTTP request is counted (``last_poll_requests``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -55,6 +56,7 @@ from ivytui.domain.repoinfo import (
 from ivytui.errors import KubeError, StorageError
 
 COUNT_PAGES_PER_POLL = 2
+GCS_API_ROOT = "https://storage.googleapis.com"
 ARCHIVE_IDS_REFRESH = 300.0
 PAGE_SIZE = 1000
 CONNECT_TIMEOUT = 3.0
@@ -333,6 +335,20 @@ def gcs_api_root(endpoint: str | None) -> tuple[str | None, bool]:
     return url, url.startswith("http://")
 
 
+def _static_token(key: str, key_type: str | None) -> str | None:
+    """A bearer token given as is: key type ``token``, or a key file that carries one."""
+    if not key.strip():
+        return None
+    if (key_type or "").lower() == "token":
+        return key.strip()
+    try:
+        data = json.loads(key)
+    except ValueError:
+        return None
+    token = data.get("token") if isinstance(data, dict) else None
+    return str(token) if token else None
+
+
 class _GcsStore:
     def __init__(self, target: RepoTarget) -> None:
         self.target = target
@@ -356,29 +372,34 @@ class _GcsStore:
             ssl_arg = ssl.create_default_context(cadata=t.ca_pem)
         elif isinstance(t.verify, str):
             ssl_arg = ssl.create_default_context(cafile=t.verify)
+        elif os.environ.get("IVYTUI_GCS_CA_FILE"):
+            ssl_arg = ssl.create_default_context(cafile=os.environ["IVYTUI_GCS_CA_FILE"])
         connector = aiohttp.TCPConnector(ssl=ssl_arg) if ssl_arg is not None else None
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=READ_TIMEOUT + CONNECT_TIMEOUT),
         )
-        kwargs: dict[str, Any] = {"session": self._session}
-        if api_root is not None:
-            kwargs["api_root"] = api_root
-        if emulator:
-            kwargs["api_is_dev"] = True
-        elif t.gcs_key and (t.gcs_key_type or "service") == "token":
-            kwargs["api_is_dev"] = True
-            self._headers = {"Authorization": f"Bearer {t.gcs_key.strip()}"}
-        elif t.gcs_key:
+        kwargs: dict[str, Any] = {
+            "session": self._session,
+            "api_root": api_root or GCS_API_ROOT,
+            "api_is_dev": True,
+        }
+        token = _static_token(t.gcs_key, t.gcs_key_type)
+        if token is not None:
+            self._headers = {"Authorization": f"Bearer {token}"}
+        elif t.gcs_key and not emulator:
             import io
 
             from gcloud.aio.auth import Token
 
+            kwargs["api_is_dev"] = False
             kwargs["token"] = Token(
                 service_file=io.StringIO(t.gcs_key),
                 session=self._session,
                 scopes=["https://www.googleapis.com/auth/devstorage.read_only"],
             )
+        elif not emulator:
+            kwargs["api_is_dev"] = False
         self._storage = Storage(**kwargs)
 
     async def close(self) -> None:
@@ -644,7 +665,12 @@ async def _with_credentials(
                     credentials_origin=f"Secret {name}",
                 )
         elif data.get("gcs-key"):
-            return replace(target, gcs_key=data["gcs-key"], credentials_origin=f"Secret {name}")
+            return replace(
+                target,
+                gcs_key=data["gcs-key"],
+                ca_pem="" if target.verify is False else data.get("aws-s3-ca.crt", ""),
+                credentials_origin=f"Secret {name}",
+            )
     return replace(target, credentials_origin="the environment")
 
 

@@ -311,18 +311,21 @@ class IvyApp(App[int]):
         self.push_screen(IntervalScreen(self.interval), chosen)
 
     def key_help(self) -> list[tuple[str, str]]:
-        """(key, description) for every binding of the app and the main screen."""
-        rows: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for binding in (*self._bindings_of(type(self)), *self._bindings_of(type(self.main))):
-            if binding.action in seen or binding.id in ("quit-ctrl-c",):
+        """(key, description) for every binding of the app and the main screen; bindings that
+        share a key (pause / resume) share a line."""
+        rows: dict[str, list[str]] = {}
+        for binding in (*self._bindings_of(type(self)), *self._bindings_of(MainScreen)):
+            if binding.id == "quit-ctrl-c":
                 continue
-            seen.add(binding.action)
             key = binding.key_display or self.get_key_display(binding)
-            rows.append((key, binding.description or binding.action))
-        rows.append(("ctrl+p", "Command palette"))
-        rows.append(("↑ ↓", "Select a step, a pod or a backup in the focused pane"))
-        return rows
+            descriptions = rows.setdefault(key, [])
+            description = binding.description or binding.action
+            if description not in descriptions:
+                descriptions.append(description)
+        found = [(key, " / ".join(descriptions)) for key, descriptions in rows.items()]
+        found.append(("ctrl+p", "Command palette"))
+        found.append(("↑ ↓", "Select a step, a pod or a backup in the focused pane"))
+        return found
 
     @staticmethod
     def _bindings_of(cls: type[App[Any]] | type[Screen[Any]]) -> Iterable[Binding]:

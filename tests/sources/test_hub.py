@@ -9,14 +9,15 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from source_helpers import wait_until
 
 from ivytui.config import Config
 from ivytui.errors import IvyError, KubeError
 from ivytui.sources.hub import Hub, HubView, view_to_json
 from tests.conftest import RunningWorld
-from tests.sources.helpers import wait_until
 
 pytestmark = pytest.mark.world
 
@@ -59,7 +60,7 @@ async def test_once_reads_every_source_and_the_json_says_so(
         ({"namespace": "nosuch"}, "namespace 'nosuch' does not exist"),
     ],
 )
-async def test_bad_input_is_a_clear_error(cfg: Config, changes: dict[str, str], words: str) -> None:
+async def test_bad_input_is_a_clear_error(cfg: Config, changes: dict[str, Any], words: str) -> None:
     with pytest.raises(KubeError) as caught:
         await Hub(replace(cfg, **changes)).once()
     assert words in str(caught.value)

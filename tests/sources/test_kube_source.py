@@ -7,9 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client, config
+from source_helpers import sandbox_get, sandbox_post, wait_until
 
 from ivytui.config import Config
 from ivytui.domain.flavor import IVYO
@@ -17,7 +19,6 @@ from ivytui.errors import KubeError
 from ivytui.sources.hub import Hub, HubView, LogEntry
 from ivytui.sources.kube import KubeSource, SecretMissing
 from tests.conftest import RunningWorld
-from tests.sources.helpers import sandbox_get, sandbox_post, wait_until
 
 pytestmark = pytest.mark.world
 
@@ -102,8 +103,8 @@ async def test_a_change_reaches_on_view_at_once(
     logs: list[LogEntry] = []
     hub.on_view(lambda view: views.append((time.monotonic(), view)))
     hub.on_log(logs.append)
-    custom = client.CustomObjectsApi(writer)
-    core = client.CoreV1Api(writer)
+    custom: Any = client.CustomObjectsApi(writer)
+    core: Any = client.CoreV1Api(writer)
     await hub.start()
     try:
         await wait_until(lambda: "v4" in hub.view.objects, 10, "the v4 object in the view")
@@ -178,7 +179,7 @@ async def test_a_watch_resumes_after_the_history_is_compacted(
 ) -> None:
     kube = KubeSource(cfg, IVYO, on_change=lambda: None)
     await kube.start()
-    custom = client.CustomObjectsApi(writer)
+    custom: Any = client.CustomObjectsApi(writer)
     try:
         await wait_until(lambda: kube.v4_object() is not None, 10, "the first list")
         await asyncio.to_thread(sandbox_post, world, "/_sandbox/compact")

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from source_helpers import sandbox_post, wait_until
 
 from ivytui.config import Config
 from ivytui.domain.model import RepoState
@@ -19,7 +20,6 @@ from ivytui.errors import StorageError
 from ivytui.sources.hub import Hub
 from ivytui.sources.storage import COUNT_PAGES_PER_POLL, RepoSource, RepoTarget
 from tests.conftest import RunningWorld
-from tests.sources.helpers import sandbox_post, wait_until
 
 pytestmark = pytest.mark.world
 

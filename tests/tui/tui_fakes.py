@@ -92,6 +92,7 @@ def sample_objects(snap: Snapshot) -> dict[str, Mapping[str, Any]]:
             "spec": {"standby": {"enabled": True, "repoName": "repo1"}},
         },
         "repo/archive.info": {"text": (DATA / "archive.info").read_text()},
+        "repo/backup.info": {"text": (DATA / "backup.info").read_text()},
     }
     for pod in (*snap.v4.pods, *snap.v5.pods):
         objects[f"pod/{pod.name}"] = {
