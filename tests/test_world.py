@@ -73,8 +73,12 @@ def test_kubectl_sees_the_v4_cluster_its_pods_and_the_v5_standby(world: RunningW
             "json",
         )
     )["items"]
-    roles = {p["metadata"]["labels"].get("ivory-operator.ivorysql.org/role") for p in v5pods}
-    assert "master" in roles
+    leader = [
+        p for p in v5pods if p["metadata"]["labels"].get("ivory-operator.ivorysql.org/role") == "master"
+    ]
+    assert leader, v5pods
+    ready = {c["type"]: c["status"] for c in leader[0]["status"]["conditions"]}
+    assert leader[0]["status"]["phase"] == "Running" and ready["Ready"] == "True"
     secrets = kubectl(world, "get", "secrets", "-o", "name")
     for name in ("hippo-backrest-repo-config", "hippo-postgres-secret", "hippo-testuser-secret"):
         assert f"secret/{name}" in secrets

@@ -64,16 +64,17 @@ def _bool(value: Any) -> bool | None:
 def parse_ccp_image_tag(tag: str | None) -> int | None:
     """The PostgreSQL major in a v4 ``ccpimagetag`` ``<os>-<pg>-<pgo>``.
 
-    ``centos8-13.4-4.7.3`` → 13 (the first number of the middle part); the PostGIS images carry
-    one more part, ``<os>-<pg>-<postgis>-<pgo>`` (``centos8-13.4-3.1-4.7.3`` → 13): the version
-    is the part right after the operating system.
+    ``centos8-13.4-4.7.3`` → 13. The operating system part may hold a dash (``rhel-8-12.9-4.6.2``
+    → 12) and the PostGIS images add a part (``centos8-13.4-3.1-4.7.3`` → 13): the version is the
+    first dotted number before the operator's version at the end.
     """
     if not tag:
         return None
     parts = tag.strip().split("-")
-    if len(parts) < 3 or _VERSION_RE.fullmatch(parts[1]) is None:
-        return None
-    return int(parts[1].split(".")[0])
+    for part in parts[:-1] if len(parts) > 1 else parts:
+        if "." in part and _VERSION_RE.fullmatch(part) is not None:
+            return int(part.split(".")[0])
+    return None
 
 
 def _pod_common(obj: Mapping[str, Any]) -> tuple[str, str, bool, bool]:

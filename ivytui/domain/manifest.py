@@ -238,12 +238,11 @@ def _pg_major(tag: str | None, cluster: str) -> int:
         raise ManifestError(
             f"v4 cluster {cluster} has no ccpimagetag: the PostgreSQL version is unknown ({shape})"
         )
-    parts = tag.split("-")
-    for part in parts[:-1] if len(parts) > 1 else parts:
-        match = _VERSION.fullmatch(part)
-        if match is None:
-            continue
-        major = int(match.group(1))
+    from ivytui.domain.kube_objects import parse_ccp_image_tag
+
+    found = parse_ccp_image_tag(tag)
+    if found is not None:
+        major, part = found, tag.split("-")[1]
         if major < MIN_PG_MAJOR:
             raise ManifestError(
                 f"v4 cluster {cluster} runs PostgreSQL {part} (ccpimagetag {tag}): "

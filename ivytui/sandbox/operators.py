@@ -86,7 +86,13 @@ class Controller:
             return self.store.create(key, obj, namespace=self.ns)
         body = dict(obj)
         body["metadata"] = dict(obj["metadata"])
-        return self.store.merge_patch(key, name, body, namespace=self.ns)
+        status = body.pop("status", None)
+        updated = self.store.merge_patch(key, name, body, namespace=self.ns)
+        if status is not None and self.store.resource_type(key).has_status:
+            updated = self.store.merge_patch(
+                key, name, {"status": status}, namespace=self.ns, subresource="status"
+            )
+        return updated
 
     def remove(self, key: str, name: str) -> None:
         with contextlib.suppress(ApiError):
@@ -411,6 +417,7 @@ class V5Operator(Controller):
             self.label("cluster"): name,
             self.label("pgbackrest"): "",
             self.label("pgbackrest-dedicated"): "",
+            self.label("data"): "pgbackrest",
         }
         return ob.pod(
             f"{name}-repo-host-0", self.ns, labels, container="pgbackrest", image="pgbackrest:2.45"

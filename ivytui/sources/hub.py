@@ -182,6 +182,11 @@ class Hub:
         self._log_cbs.append(cb)
 
     @property
+    def kube(self) -> KubeSource | None:
+        """The Kubernetes source (``None`` until :meth:`start`): raw objects and Secrets."""
+        return self._kube
+
+    @property
     def interval(self) -> float:
         return self._interval
 
@@ -198,6 +203,7 @@ class Hub:
         """Connect and start watching and polling; raises :class:`IvyError` for bad input."""
         if self._started:
             return
+        self._stopping = False
         await self._connect()
         assert self._kube is not None
         await self._kube.start()
@@ -223,6 +229,8 @@ class Hub:
         for source in (self._repo, self._v4db, self._v5db):
             if source is not None:
                 closers.append(source.close())
+        self._kube = self._repo = self._v4db = self._v5db = None
+        self._kube_states = None
         results = await asyncio.gather(*closers, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

@@ -62,6 +62,8 @@ EventCallback = Callable[[float, str, str], None]
 
 WATCH_SECONDS = 240
 """How long the server keeps one watch open before we resume it."""
+WATCH_READ_TIMEOUT = 120.0
+"""A watch that sends nothing at all (not even a bookmark) for this long is taken as dead."""
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 REQUEST_TIMEOUT = 10.0
@@ -325,7 +327,7 @@ class KubeSource:
 
     async def _check_namespace(self) -> None:
         try:
-            await self._get_json(f"/api/v1/namespaces/{self.namespace}")
+            await self._get_json(f"/api/v1/namespaces/{self.namespace}", timeout=3.0)
         except _ApiStatus as exc:
             if exc.status == 404:
                 raise KubeError(
@@ -378,8 +380,14 @@ class KubeSource:
             raise _ApiStatus(resp.status, message)
         return resp
 
-    async def _get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> Obj:
-        resp = await self._get(path, query)
+    async def _get_json(
+        self,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Obj:
+        resp = await self._get(path, query, timeout=timeout)
         try:
             data = await resp.read()
         finally:
@@ -572,7 +580,7 @@ class KubeSource:
         ]
         if state.resource_version:
             query.append(("resourceVersion", state.resource_version))
-        resp = await self._get(spec.path, query, timeout=(REQUEST_TIMEOUT, WATCH_SECONDS + 30))
+        resp = await self._get(spec.path, query, timeout=(REQUEST_TIMEOUT, WATCH_READ_TIMEOUT))
         try:
             buffer = b""
             async for chunk in resp.content.iter_any():
@@ -617,7 +625,8 @@ class KubeSource:
             state.objects.pop(name, None)
         if spec.key == "v5-crd":
             self._crd_changed.set()
-        self._changed()
+        if spec.key != "events":
+            self._changed()
 
     async def _run(self, spec: _Spec) -> None:
         backoff = BACKOFF_START

@@ -58,6 +58,7 @@ from ivytui.errors import KubeError, StorageError
 COUNT_PAGES_PER_POLL = 2
 GCS_API_ROOT = "https://storage.googleapis.com"
 ARCHIVE_IDS_REFRESH = 300.0
+SECRET_REFRESH = 300.0
 PAGE_SIZE = 1000
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
@@ -529,16 +530,19 @@ def repo_locator(
     from ivytui.sources.kube import ObjectMissing
 
     ov = config.repo
-    secrets: dict[str, dict[str, str] | None] = {}
+    secrets: dict[str, tuple[float, dict[str, str] | None]] = {}
     remembered: list[RepoTarget] = []
 
     async def secret(name: str) -> dict[str, str] | None:
-        if name not in secrets:
+        """A Secret, read again every :data:`SECRET_REFRESH` seconds (keys get rotated)."""
+        cached = secrets.get(name)
+        if cached is None or time.monotonic() - cached[0] > SECRET_REFRESH:
             try:
-                secrets[name] = await kube.read_secret(name)
+                value: dict[str, str] | None = await kube.read_secret(name)
             except ObjectMissing:
-                secrets[name] = None
-        return secrets[name]
+                value = None
+            secrets[name] = (time.monotonic(), value)
+        return secrets[name][1]
 
     async def locate() -> RepoTarget:
         v4 = v4_state()
@@ -576,6 +580,8 @@ def repo_locator(
                 origin = f"v5 {v5.name}"
         if ov.storage:
             storage = ov.storage
+        elif storage is None and ov.bucket:
+            storage = "s3"
         bucket = ov.bucket or bucket
         endpoint = ov.endpoint or endpoint
         region = ov.region or region

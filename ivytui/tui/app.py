@@ -13,6 +13,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
@@ -35,16 +36,14 @@ MUTATING_ACTIONS: frozenset[str] = frozenset()
 """Actions that change a cluster; none is bound yet. In MONITOR mode they are shown dimmed."""
 
 
+@dataclass(frozen=True, slots=True)
 class LocalEntry:
     """A log line made by the UI itself (refresh asked, interval changed, hub errors)."""
 
-    __slots__ = ("at", "level", "source", "text")
-
-    def __init__(self, at: float, source: str, level: str, text: str) -> None:
-        self.at = at
-        self.source = source
-        self.level = level
-        self.text = text
+    at: float
+    source: str
+    level: str
+    text: str
 
 
 def _default_hub_factory(module: Any) -> HubFactory:
@@ -72,7 +71,7 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def object_text(key: str, obj: Mapping[str, Any]) -> tuple[str, str | None]:
+def object_text(obj: Mapping[str, Any]) -> tuple[str, str | None]:
     """The text and the highlighting language of an object from ``HubView.objects``."""
     if set(obj) == {"text"} and isinstance(obj["text"], str):
         return obj["text"], None
@@ -125,6 +124,7 @@ class IvyApp(App[int]):
         self.hub_started = False
         self._main: MainScreen | None = None
         self._wired: HubLike | None = None
+        self._hub_touched = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -167,6 +167,7 @@ class IvyApp(App[int]):
                 hub.on_view(self._hub_view)
                 hub.on_log(self._hub_log)
                 self._wired = hub
+            self._hub_touched = True
             await hub.start()
         except IvyError as exc:
             self.post_message(HubFailed(exc.title, exc.message))
@@ -184,13 +185,15 @@ class IvyApp(App[int]):
         self.post_message(LogArrived(entry))
 
     async def _stop_hub(self) -> None:
+        """Stop the hub once, even after a failed start (it may hold connections)."""
         hub = self.hub
-        if hub is None or not self.hub_started:
+        if hub is None or not self._hub_touched:
             return
+        self._hub_touched = False
         self.hub_started = False
         try:
             await asyncio.wait_for(hub.stop(), HUB_STOP_TIMEOUT)
-        except (TimeoutError, IvyError) as exc:
+        except Exception as exc:
             self.log.warning("the hub did not stop cleanly", exc)
 
     def exit_code(self) -> int:
@@ -361,13 +364,13 @@ class IvyApp(App[int]):
                             for c in step.checks
                         ],
                     }
-                    text, language = object_text(key, data)
+                    text, language = object_text(data)
                     return f"step {step.number}: {step.title}", text, language
             return None
         obj = self.view.objects.get(key)
         if obj is None:
             return None
-        text, language = object_text(key, obj)
+        text, language = object_text(obj)
         return key, text, language
 
     def action_show_yaml(self) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from rich.style import Style as RichStyle
 from rich.text import Text
+from textual.color import Color
 from textual.containers import Grid, Horizontal, Vertical
 from textual.content import Content
 from textual.markup import escape
@@ -38,12 +40,36 @@ class Line(Static):
         return True
 
 
-def rich_text(markup: str) -> Text:
+def rich_text(markup: str, variables: Mapping[str, str]) -> Text:
     """Textual markup (with theme variables) as Rich Text, for widgets that measure and wrap
-    Rich renderables (DataTable cells, RichLog lines). Colours come from the current theme."""
+    Rich renderables (DataTable cells, RichLog lines).
+
+    Colours come from the theme (``variables``); muted text is blended onto ``$surface``, the
+    background of those widgets, since Rich has no translucent colours. Unstyled text keeps the
+    widget's own colours (a table's cursor row, for one).
+    """
+    base = Style(
+        background=Color.parse(variables.get("surface", "black")),
+        foreground=Color.parse(variables.get("foreground", "white")),
+    )
+    content = Content.from_markup(markup.replace("$text-muted", "$foreground-muted"))
     text = Text(end="")
-    for piece, style in Content.from_markup(markup).render(Style.null(), end=""):
-        text.append(piece, style.rich_style if style else None)
+    for piece, style in content.render(base, end=""):
+        if style == base:
+            text.append(piece)
+            continue
+        rich = style.rich_style
+        text.append(
+            piece,
+            RichStyle(
+                color=rich.color,
+                bold=rich.bold,
+                italic=rich.italic,
+                underline=rich.underline,
+                strike=rich.strike,
+                reverse=rich.reverse,
+            ),
+        )
     return text
 
 
@@ -163,6 +189,15 @@ class KeyedTable(DataTable[Text]):
         self._rows = {key: tuple(cells) for key, cells in rows}
         self._apply()
 
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._restyle)
+
+    def _restyle(self, _theme: object) -> None:
+        """Colours are resolved when cells are written: write them again in the new theme."""
+        self.clear()
+        self._shown.clear()
+        self._apply()
+
     def on_resize(self) -> None:
         self._apply()
 
@@ -192,17 +227,20 @@ class KeyedTable(DataTable[Text]):
                         *cells[self._flex + 1 :],
                     )
             wanted[key] = cells
+        variables = self.app.theme_variables
         for key in [k for k in self._shown if k not in wanted]:
             self.remove_row(key)
             del self._shown[key]
         for key, new in wanted.items():
             old = self._shown.get(key)
             if old is None:
-                self.add_row(*(rich_text(cell) for cell in new), key=key)
+                self.add_row(*(rich_text(cell, variables) for cell in new), key=key)
             elif old != new:
                 for (column, _), before, after in zip(self._column_spec, old, new, strict=True):
                     if before != after:
-                        self.update_cell(key, column, rich_text(after), update_width=True)
+                        self.update_cell(
+                            key, column, rich_text(after, variables), update_width=True
+                        )
             self._shown[key] = new
 
     @property
@@ -218,7 +256,8 @@ def pod_rows(pods: Sequence[PodInfo]) -> list[tuple[str, Sequence[str]]]:
     ordered = sorted(pods, key=lambda p: (not p.is_database, not p.is_primary, p.name))
     rows: list[tuple[str, Sequence[str]]] = []
     for pod in ordered:
-        role = escape(pod.role or ("" if pod.is_database else pod.kind))
+        kind = pod.kind if pod.kind in ("repo-host", "pgbouncer") else ""
+        role = escape(pod.role or kind)
         if pod.is_primary:
             role = f"[$accent]{role}[/]"
         phase = escape(pod.phase) + (" (terminating)" if pod.deleting else "")

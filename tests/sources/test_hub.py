@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -137,3 +138,26 @@ def test_the_hub_module_imports_no_client_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+async def test_an_api_server_that_does_not_answer_is_a_source_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:{port}\n"
+        "users:\n- name: gone\n  user: {}\n"
+        "contexts:\n- name: gone\n  context: {cluster: gone, user: gone, namespace: pgo}\n"
+        "current-context: gone\n"
+    )
+    started = time.perf_counter()
+    view = await Hub(Config(kubeconfig=str(kubeconfig), source_timeout=2.0)).once()
+    assert time.perf_counter() - started < 5
+    data = view_to_json(view)
+    assert data["ok"] is False
+    words = f"the API server http://127.0.0.1:{port} does not answer (connection refused)"
+    assert data["sources"]["v4"]["error"] == words
+    assert data["sources"]["v5"]["error"] == words
+    assert words in data["sources"]["v4db"]["error"]

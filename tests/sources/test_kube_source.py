@@ -78,9 +78,9 @@ async def test_the_client_refuses_to_write_before_anything_is_sent(
     try:
         await wait_until(lambda: hub.view.snapshot.v4.observed_at > 0, 10, "the v4 watch")
         await hub.refresh()
-        assert hub._kube is not None
+        assert hub.kube is not None
         with pytest.raises(KubeError, match=r"refused PATCH /apis/crunchydata\.com/v1/"):
-            await hub._kube.write_probe()
+            await hub.kube.write_probe()
         await asyncio.sleep(0.5)
     finally:
         await hub.stop()

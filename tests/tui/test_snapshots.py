@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui_fakes import catching_up, frozen_app, stale_repo_with_alarm
-
 from textual.pilot import Pilot
+from tui_fakes import catching_up, frozen_app, stale_repo_with_alarm
 
 
 async def _settle(pilot: Pilot[Any]) -> None:

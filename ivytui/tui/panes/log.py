@@ -43,23 +43,31 @@ class EventLog(RichLog):
 
     def add(self, entry: LogEntryLike) -> None:
         self.entries.append(entry)
-        self.write(rich_text(entry_markup(entry)))
+        self.write(rich_text(entry_markup(entry), self.app.theme_variables))
 
     def add_all(self, entries: Iterable[LogEntryLike]) -> None:
         for entry in entries:
             self.add(entry)
 
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._restyle)
+
+    def _restyle(self, _theme: object) -> None:
+        self._width = 0
+        self._rewrap()
+
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self._rewrap)
 
     def _rewrap(self) -> None:
-        """Render the entries again at the new width (RichLog keeps lines as rendered)."""
+        """Render the entries again at a new width or in a new theme (RichLog keeps its lines
+        as they were rendered)."""
         width = self.scrollable_content_region.width
         if width and width != self._width:
             self._width = width
             self.clear()
             for entry in self.entries:
-                self.write(rich_text(entry_markup(entry)))
+                self.write(rich_text(entry_markup(entry), self.app.theme_variables))
 
     @property
     def count(self) -> int:

@@ -87,7 +87,8 @@ def v4_database_values(
     role = "in recovery" if db.in_recovery else "primary"
     parts = [warn(role) if db.in_recovery else role]
     if db.client_sessions is not None:
-        parts.append(f"{db.client_sessions} client sessions")
+        word = "client session" if db.client_sessions == 1 else "client sessions"
+        parts.append(f"{db.client_sessions} {word}")
     if db.read_only:
         parts.append(warn("read-only (frozen)"))
     values["database"] = ", ".join(parts)

@@ -46,6 +46,17 @@ class MainScreen(Screen[None]):
         Binding("3", "pane(2)", "v5 pane", show=False, id="pane-v5"),
         Binding("4", "pane(3)", "Runbook pane", show=False, id="pane-runbook"),
         Binding("5", "pane(4)", "Log pane", show=False, id="pane-log"),
+        Binding(
+            "pagedown",
+            "scroll_pane(1)",
+            "Scroll the pane",
+            show=False,
+            priority=True,
+            id="page-down",
+        ),
+        Binding(
+            "pageup", "scroll_pane(-1)", "Scroll the pane", show=False, priority=True, id="page-up"
+        ),
     ]
 
     def __init__(self, config: Config) -> None:
@@ -175,6 +186,15 @@ class MainScreen(Screen[None]):
 
     def action_pane(self, index: int) -> None:
         self._set_current(index, focus=True)
+
+    def action_scroll_pane(self, direction: int) -> None:
+        """Page through the current pane (its tables keep the arrow keys)."""
+        pane = self.current_pane
+        target = pane.log_view if isinstance(pane, LogPane) else pane
+        if direction > 0:
+            target.scroll_page_down()
+        else:
+            target.scroll_page_up()
 
     @property
     def current_pane(self) -> Pane:

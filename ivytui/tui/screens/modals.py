@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.validation import Number
@@ -54,11 +54,13 @@ class HelpScreen(ModalScreen[None]):
         if self.read_only:
             lines += ["", "[$warning]MONITOR mode: no key changes anything.[/]"]
         with Vertical(id="help-dialog", classes="dialog"):
-            yield Static("\n".join(lines), id="help-text")
-            yield Static("[$text-muted]esc closes[/]", classes="hint")
+            with VerticalScroll(id="help-body"):
+                yield Static("\n".join(lines), id="help-text")
+            yield Static("[$text-muted]↑ ↓ scroll · esc closes[/]", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#help-dialog").border_title = "help"
+        self.query_one("#help-body").focus()
 
 
 class IntervalScreen(ModalScreen[float | None]):
