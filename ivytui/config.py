@@ -28,6 +28,7 @@ thresholds:
   catch_up_bytes: 16777216   # step 2 is done when v5 is within this many bytes
   archive_age_seconds: 300   # the newest archived segment is older than this: archiving is unhealthy
   stale_seconds: 10          # a source that has not answered for this long is shown stale
+  repo_quiet_seconds: 30     # promotion waits until the repo got nothing new from v4 this long
 flavor_overrides:            # for renamed CRDs or a custom replication role
   group: ivory-operator.ivorysql.org
   version: v1beta1
@@ -85,6 +86,7 @@ class Thresholds:
     catch_up_bytes: int = 16 * 1024 * 1024
     archive_age_seconds: float = 300.0
     stale_seconds: float = 10.0
+    repo_quiet_seconds: float = 30.0
 
 
 @dataclass(frozen=True)

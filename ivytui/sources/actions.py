@@ -400,8 +400,8 @@ class Executor:
         if plan.typed_name and typed != plan.typed_name and not failing:
             failing = (f"type the cluster name {plan.typed_name} to confirm",)
         if failing:
-            rec = self._record(plan, "refused", "; ".join(failing))
-            await self._summarise(rec)
+            # A refusal is journaled locally only: nothing at all is sent to the cluster.
+            self._record(plan, "refused", "; ".join(failing))
             raise GuardRefused(f"{plan.title} refused: {failing[0]}", failing)
 
     # ---- execution ------------------------------------------------------------------------

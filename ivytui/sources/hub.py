@@ -695,6 +695,7 @@ class Hub:
             stale_after=max(t.stale_seconds, 2 * self._interval + self.config.source_timeout),
             catch_up_bytes=t.catch_up_bytes,
             archive_stale_after=t.archive_age_seconds,
+            repo_quiet_seconds=t.repo_quiet_seconds,
         )
 
     def _marks(self, v5: V5State) -> Marks:

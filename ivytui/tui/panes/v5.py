@@ -37,9 +37,9 @@ def v5_object_values(snap: Snapshot) -> dict[str, str]:
     crd = snap.flavor.v5.crd_name
     values: dict[str, str] = {}
     if v5.crd_installed is True:
-        values["crd"] = mark(True, f"{crd} installed")
+        values["crd"] = f"{mark(True, 'installed')} {muted(crd)}"
     elif v5.crd_installed is False:
-        values["crd"] = mark(False, f"{crd} is not installed")
+        values["crd"] = f"{mark(False, 'not installed')} {muted(crd)}"
     kind = v5.kind or snap.flavor.v5.kind
     if not v5.exists:
         values["object"] = warn(f"{kind} {v5.name} does not exist yet")
