@@ -184,3 +184,86 @@ async def test_the_whole_move_loses_no_acknowledged_row(
     for r in records:
         assert w.state["superuser_password"] not in json.dumps(r)
         assert w.state["s3"]["secret_key"] not in json.dumps(r)
+
+
+@pytest.fixture(scope="module")
+def standby_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorld]:
+    directory = tmp_path_factory.mktemp("move-override")
+    w = start_world(directory, with_standby=True, archive_timeout=30)
+    try:
+        yield w
+    finally:
+        control.down(directory)
+
+
+async def test_skipping_the_final_switch_loses_rows_and_the_gate_names_the_missing_wal(
+    standby_world: RunningWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = standby_world
+    monkeypatch.setenv("IVYTUI_STATE_DIR", str(tmp_path / "state"))
+    config = Config(
+        cluster=w.cluster,
+        namespace=w.namespace,
+        v5_name=w.v5_name,
+        kubeconfig=str(w.kubeconfig),
+        interval=0.5,
+        thresholds=Thresholds(repo_quiet_seconds=5),
+    )
+    hub = Hub(config)
+    await hub.start()
+    ex = Executor(hub, journal=Journal(tmp_path / "state" / "journal.jsonl"), wait_timeout=60)
+    try:
+        await until(hub, lambda: state(hub, 2) == "done", 60, "v5 caught up")
+        acked_file = Path(w.state["load"]["acked_file"])
+        await until(hub, lambda: len(acked_file.read_text().split()) >= 20, 30, "rows written")
+        plan = await ex.plan("shutdown-v4")
+        assert plan.override_needed
+        with pytest.raises(GuardRefused) as refused:
+            await ex.execute(plan)
+        assert any("override" in c for c in refused.value.checks)
+        await ex.execute(plan, override=w.cluster)
+        assert state(hub, 4) == "done"
+        # The gate: v4 went further than the repo holds, and it says which WAL is missing.
+        await asyncio.sleep(6)
+        await hub.refresh()
+        step5 = next(s for s in hub.view.steps if s.number == 5)
+        assert step5.state == "blocked"
+        texts = " ".join(c.text for c in step5.failing)
+        assert "missing" in texts or "not in the repo" in texts, texts
+        mark, _ = requests_since(w, 0)
+        with pytest.raises(GuardRefused):
+            await ex.execute(await ex.plan("promote"))
+        _, reqs = requests_since(w, mark)
+        assert writes(reqs) == []
+        records = ex.journal.records()
+        assert any(r["step"] == "4 shutdown-v4" and r["override"] for r in records)
+    finally:
+        await ex.close()
+        await hub.stop()
+
+    # Promote anyway, behind ivytui's back: the rows written after the last archived segment
+    # are gone, which is what the gate was protecting.
+    from kubernetes_asyncio import client, config as kconfig
+
+    cfg = client.Configuration()
+    await kconfig.load_kube_config(config_file=str(w.kubeconfig), client_configuration=cfg)
+    async with client.ApiClient(configuration=cfg) as api:
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            "ivory-operator.ivorysql.org", "v1beta1", w.namespace, "ivoryclusters", w.v5_name,
+            {"spec": {"standby": {"enabled": False}}},
+            _content_type="application/merge-patch+json",
+        )
+    v5 = await asyncpg.connect(w.v5_dsn())
+    try:
+        deadline = time.monotonic() + 30
+        while await v5.fetchval("SELECT pg_is_in_recovery()"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.3)
+        try:
+            present = {r["id"] for r in await v5.fetch("SELECT id FROM ivytui_load")}
+        except asyncpg.UndefinedTableError:
+            present = set()  # even the table's creation had not reached the repo
+    finally:
+        await v5.close()
+    acked = {int(x) for x in acked_file.read_text().split()}
+    assert acked - present, "expected rows lost without the final switch"
