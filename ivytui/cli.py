@@ -120,6 +120,8 @@ def build_console_parser() -> argparse.ArgumentParser:
         "  status      print one snapshot of the three sources and the runbook (--json)\n"
         "  sandbox     up | status | down: a local rehearsal world on real parts\n"
         "  demo        a rehearsal world in a temporary directory, and the console on it\n"
+        "  manifest    print the v5 standby built from the live v4 cluster (YAML)\n"
+        "  grants      print the SQL of step 6 for a flavor\n"
         "\nrun `ivytui COMMAND --help` for the options of a command",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -143,6 +145,32 @@ def build_status_parser() -> argparse.ArgumentParser:
     )
     _add_target_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (the default is text)")
+    return parser
+
+
+def build_manifest_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ivytui manifest",
+        description="Print the v5 standby (the pgBackRest configuration Secret and the cluster) "
+        "built from the live v4 cluster, as YAML for GitOps or `kubectl apply -f -`. Secret "
+        "values are placeholders unless --include-secrets is given.",
+    )
+    _add_target_options(parser)
+    parser.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="put the real values of v4's repo Secret into the output (keep it safe)",
+    )
+    return parser
+
+
+def build_grants_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ivytui grants",
+        description="Print the SQL of step 6: the replication role and its four grants.",
+    )
+    parser.add_argument("--flavor", choices=("ivyo", "pgo"), default="ivyo")
+    parser.add_argument("--role", help="another replication role name")
     return parser
 
 
@@ -185,6 +213,10 @@ def _dispatch(argv: list[str]) -> int:
         return _demo(args)
     if first == "status":
         return _status(build_status_parser().parse_args(argv[1:]))
+    if first == "manifest":
+        return _manifest(build_manifest_parser().parse_args(argv[1:]))
+    if first == "grants":
+        return _grants(build_grants_parser().parse_args(argv[1:]))
     args = build_console_parser().parse_args(argv)
     config = _config_from(args)
     from ivytui.tui.app import run_app
@@ -210,6 +242,56 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print(_status_text(doc))
     return 1 if failed else 0
+
+
+def _grants(args: argparse.Namespace) -> int:
+    from ivytui.domain.flavor import flavor_named
+    from ivytui.domain.sql import grants_sql
+
+    flavor = flavor_named(args.flavor)
+    if args.role:
+        flavor = flavor.with_overrides(replication_role=args.role)
+    print(grants_sql(flavor), end="")
+    return 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ivytui.domain.manifest import build_standby
+    from ivytui.sources.hub import flavor_of
+    from ivytui.sources.kube import KubeSource
+
+    config = _config_from(args)
+    flavor = flavor_of(config)
+
+    async def build() -> str:
+        kube = KubeSource(config, flavor)
+        try:
+            await kube.list_all()
+            v4 = kube.v4_object()
+            if v4 is None:
+                raise ConfigError(
+                    f"v4 cluster {config.cluster} not found in namespace {kube.namespace}"
+                )
+            secret = await kube.read_secret(f"{config.cluster}-backrest-repo-config")
+            manifest = build_standby(
+                v4,
+                secret,
+                flavor=flavor,
+                v5_name=config.standby_name,
+                namespace=kube.namespace,
+                include_secrets=args.include_secrets,
+            )
+            for warning in manifest.warnings:
+                print(f"ivytui: warning: {warning}", file=sys.stderr)
+            shown = manifest if args.include_secrets else manifest.redacted()
+            return shown.to_yaml()
+        finally:
+            await kube.close()
+
+    print(asyncio.run(build()), end="")
+    return 0
 
 
 def _status_text(doc: dict[str, object]) -> str:

@@ -298,7 +298,11 @@ class Hub:
             on_change=self._kube_changed,
             on_event=self._kube_event,
         )
-        await kube.connect()
+        try:
+            await kube.connect()
+        except BaseException:
+            await kube.close()
+            raise
         self._kube = kube
 
         def v4_state() -> V4State | None:

@@ -1,0 +1,1 @@
+"""Screens: the main screen, and the modals and full-screen views over it."""
