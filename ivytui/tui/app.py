@@ -32,9 +32,6 @@ AGE_TICK = 2.5
 
 HUB_STOP_TIMEOUT = 5.0
 
-MUTATING_ACTIONS: frozenset[str] = frozenset()
-"""Actions that change a cluster; none is bound yet. In MONITOR mode they are shown dimmed."""
-
 
 @dataclass(frozen=True, slots=True)
 class LocalEntry:
@@ -88,6 +85,10 @@ class IvyApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "ivytui"
     ENABLE_COMMAND_PALETTE = True
+
+    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset()
+    """Actions that change a cluster (none is bound yet). In MONITOR mode ``check_action``
+    returns ``None`` for them: the footer shows them dimmed and they do nothing."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "show_help", "Help", id="help", key_display="?"),
@@ -264,7 +265,7 @@ class IvyApp(App[int]):
     # -- actions -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING_ACTIONS and self.read_only:
+        if action in self.MUTATING_ACTIONS and self.read_only:
             return None
         if action == "pause":
             return not self.paused

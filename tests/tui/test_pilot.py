@@ -12,7 +12,6 @@ from textual.widgets import Input, TextArea
 from tui_fakes import CONFIG, NOW, catching_up, frozen_app, make_view, stale_repo_with_alarm
 
 from ivytui.errors import KubeError
-from ivytui.tui import app as app_module
 from ivytui.tui.app import IvyApp
 from ivytui.tui.screens.modals import HelpScreen, IntervalScreen, LogScreen, TextViewScreen
 from ivytui.tui.widgets import Line
@@ -208,7 +207,7 @@ async def test_the_footer_bindings_have_ids_and_descriptions() -> None:
 async def test_read_only_shows_monitor_and_dims_mutating_actions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(app_module, "MUTATING_ACTIONS", frozenset({"promote"}))
+    monkeypatch.setattr(IvyApp, "MUTATING_ACTIONS", frozenset({"promote"}))
     app, _ = frozen_app(catching_up(), config=replace(CONFIG, read_only=True), read_only=True)
     async with app.run_test(size=NARROW) as pilot:
         await settle(pilot)
