@@ -23,8 +23,10 @@ PENDING = "[$text-muted]…[/]"
 class Line(Static):
     """A Static that repaints only when the markup it is given differs from what it shows."""
 
-    def __init__(self, markup: str = "", **kwargs: object) -> None:
-        super().__init__(markup, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, markup: str = "", *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(markup, id=id, classes=classes)
         self._markup = markup
 
     @property
@@ -76,8 +78,8 @@ def rich_text(markup: str, variables: Mapping[str, str]) -> Text:
 class Field(Horizontal):
     """``label   value``: the label in a fixed column, the value wrapping beside it."""
 
-    def __init__(self, key: str, label: str, *, wide: bool = False, label_width: int = 12) -> None:
-        super().__init__(classes="field -span" if wide else "field", id=f"field-{key}")
+    def __init__(self, key: str, label: str, *, label_width: int = 12) -> None:
+        super().__init__(classes="field", id=f"field-{key}")
         self.key = key
         self.label = Label(label, classes="field-label")
         self.label.styles.width = label_width
@@ -96,7 +98,7 @@ class Field(Horizontal):
 
 
 FieldSpec = tuple[str, str, bool]
-"""``(key, label, wide)``: a wide field spans both columns in the two-column layout."""
+"""``(key, label, wide)``: a wide field takes a whole line in the two-column layout."""
 
 
 class FieldList(Vertical):
@@ -114,7 +116,7 @@ class FieldList(Vertical):
     def compose(self) -> Iterable[Widget]:
         run: list[Field] = []
         for key, label, wide in self._specs:
-            f = Field(key, label, wide=wide, label_width=self._label_width)
+            f = Field(key, label, label_width=self._label_width)
             self.fields[key] = f
             if wide:
                 if run:

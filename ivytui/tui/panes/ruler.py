@@ -37,7 +37,7 @@ def ruler_texts(view: HubViewLike) -> tuple[str, str, str, str]:
     v4 += ARROW
     newest = _newest_v4_segment(snap)
     repo = f"[b]repo[/] {value(lag.repo_end)} "
-    if newest is not None:
+    if newest is not None and lag.repo_end is not None:
         repo += muted(f"(…{newest[-8:]}) ")
     if lag.replay_behind_bytes is not None:
         hop = f"{format_bytes(lag.replay_behind_bytes)} to replay"
