@@ -215,6 +215,9 @@ class V4Database(Observed):
     archiver: ArchiverStats | None = None
     client_sessions: int | None = None
     read_only: bool | None = None
+    wal_bytes: int | None = None
+    """WAL bytes generated since the statistics reset (``pg_stat_wal``, PostgreSQL 14+): unlike
+    the LSN, it does not jump to the next segment boundary on a WAL switch."""
 
     @property
     def pg_major(self) -> str | None:

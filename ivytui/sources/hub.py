@@ -405,7 +405,10 @@ class Hub:
             if current.segment_size:
                 self._segment_size = current.segment_size
             if current.current_lsn is not None:
-                self._write = self._write.add(current.observed_at, int(current.current_lsn))
+                # WAL really written: pg_stat_wal's bytes when the server has them, since the LSN
+                # jumps to the next segment boundary on every switch (archive_timeout).
+                written = current.wal_bytes if current.wal_bytes is not None else int(current.current_lsn)
+                self._write = self._write.add(current.observed_at, written)
             self._seen = self._seen.with_v4_seen(current)
         fresh = previous.observed_at <= 0 or previous.error is not None
         if current.reachable != previous.reachable or (fresh and not current.reachable):

@@ -72,9 +72,13 @@ SELECT
     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
       AND application_name IS DISTINCT FROM '{APPLICATION_NAME}')::int AS client_sessions,
   (SELECT reset_val FROM pg_settings
-    WHERE name = 'default_transaction_read_only') AS configured_read_only
+    WHERE name = 'default_transaction_read_only') AS configured_read_only,
+  {{wal_bytes}} AS wal_bytes
 FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r, pg_stat_archiver AS a
 """
+# pg_stat_wal exists from PostgreSQL 14 on.
+V4_QUERY_14 = V4_QUERY.replace("{wal_bytes}", "(SELECT wal_bytes FROM pg_stat_wal)::bigint")
+V4_QUERY = V4_QUERY.replace("{wal_bytes}", "NULL::bigint")
 
 V5_QUERY = """
 SELECT
@@ -287,7 +291,8 @@ class PgSource:
             conn = self._conn
             try:
                 if self.role == "v4":
-                    row = await conn.fetchrow(V4_QUERY)
+                    newer = conn.get_server_version().major >= 14
+                    row = await conn.fetchrow(V4_QUERY_14 if newer else V4_QUERY)
                 else:
                     row = await conn.fetchrow(
                         V5_QUERY, self.flavor.replication_role, list(GRANTED_FUNCTIONS)
@@ -340,6 +345,7 @@ class PgSource:
             ),
             client_sessions=row["client_sessions"],
             read_only=None if configured is None else configured == "on",
+            wal_bytes=int(row["wal_bytes"]) if row["wal_bytes"] is not None else None,
         )
 
     def _v5(self, row: Any, now: float) -> V5Database:
