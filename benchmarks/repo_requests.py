@@ -91,11 +91,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 100_000])
     args = ap.parse_args()
+    import logging
+
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
     from moto.server import ThreadedMotoServer
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -103,8 +103,10 @@ def main() -> None:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    print(f"{'segments':>9}  {'first poll':>10}  {'steady polls':>16}  {'3 new':>5}  "
-          f"{'naive/poll':>10}  {'poll ms':>7}")
+    print(
+        f"{'segments':>9}  {'first poll':>10}  {'steady polls':>16}  {'3 new':>5}  "
+        f"{'naive/poll':>10}  {'poll ms':>7}"
+    )
     try:
         for count in args.sizes:
             bucket = f"bench-{count}"

@@ -10,11 +10,9 @@ v5_name: hippo
 context: prod-east
 interval: 2                  # seconds between polls
 read_only: false
-v4:
-  database: {host: 127.0.0.1, port: 15432, user: postgres, password: ..., dbname: postgres}
-  # or: database: {dsn: "postgresql://..."}
-v5:
-  database: {host: 127.0.0.1, port: 25432}
+v4_database: {host: 127.0.0.1, port: 15432, user: postgres, password: ..., dbname: postgres}
+# or: v4_database: {dsn: "postgresql://..."}
+v5_database: {host: 127.0.0.1, port: 25432}
 repo:                        # override what is read from the v4 object
   storage: s3                # s3 | gcs
   bucket: hippo

@@ -52,7 +52,9 @@ def state(hub: Hub, number: int) -> str:
 
 
 @pytest.fixture(scope="module", params=["ivyo", "pgo"])
-def fresh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorld]:
+def fresh(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWorld]:
     directory = tmp_path_factory.mktemp(f"move-{request.param}")
     w = start_world(directory, flavor=request.param, with_standby=False, archive_timeout=5)
     try:
@@ -243,13 +245,18 @@ async def test_skipping_the_final_switch_loses_rows_and_the_gate_names_the_missi
 
     # Promote anyway, behind ivytui's back: the rows written after the last archived segment
     # are gone, which is what the gate was protecting.
-    from kubernetes_asyncio import client, config as kconfig
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio import config as kconfig
 
     cfg = client.Configuration()
     await kconfig.load_kube_config(config_file=str(w.kubeconfig), client_configuration=cfg)
     async with client.ApiClient(configuration=cfg) as api:
         await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            "ivory-operator.ivorysql.org", "v1beta1", w.namespace, "ivoryclusters", w.v5_name,
+            "ivory-operator.ivorysql.org",
+            "v1beta1",
+            w.namespace,
+            "ivoryclusters",
+            w.v5_name,
             {"spec": {"standby": {"enabled": False}}},
             _content_type="application/merge-patch+json",
         )

@@ -28,9 +28,8 @@ def repo_names(w: RunningWorld) -> list[str]:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        url = (
-            f"{w.state['s3']['endpoint']}/storage/v1/b/hippo/o?"
-            + urllib.parse.urlencode({"prefix": prefix, "fields": "items(name)"})
+        url = f"{w.state['s3']['endpoint']}/storage/v1/b/hippo/o?" + urllib.parse.urlencode(
+            {"prefix": prefix, "fields": "items(name)"}
         )
         with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
             items = json.load(resp).get("items", [])

@@ -174,7 +174,7 @@ def _error_line(res: CommandResult) -> str:
     return lines[-1] if lines else f"exit code {res.returncode}"
 
 
-async def _pgbackrest(config: Path, *args: str, timeout: float) -> CommandResult:  # noqa: ASYNC109
+async def _pgbackrest(config: Path, *args: str, timeout: float) -> CommandResult:
     res = await run_command(
         [_bin(), f"--config={config}", f"--stanza={STANZA}", *args],
         timeout=timeout,
@@ -185,11 +185,11 @@ async def _pgbackrest(config: Path, *args: str, timeout: float) -> CommandResult
     return res
 
 
-async def stanza_create(config: Path, *, timeout: float = 60) -> None:  # noqa: ASYNC109
+async def stanza_create(config: Path, *, timeout: float = 60) -> None:
     await _pgbackrest(config, "stanza-create", timeout=timeout)
 
 
-async def backup(config: Path, type: str = "full", *, timeout: float = 300) -> None:  # noqa: ASYNC109
+async def backup(config: Path, type: str = "full", *, timeout: float = 300) -> None:
     """A backup with the fastest safe options (checkpoint now, gz level 1, 2 processes, bundles)."""
     await _pgbackrest(
         config,
@@ -204,7 +204,7 @@ async def backup(config: Path, type: str = "full", *, timeout: float = 300) -> N
     )
 
 
-async def restore_standby(config: Path, data_dir: Path, *, timeout: float = 300) -> None:  # noqa: ASYNC109
+async def restore_standby(config: Path, data_dir: Path, *, timeout: float = 300) -> None:
     """Restore the latest backup into data_dir as a standby (standby.signal, restore_command).
 
     data_dir must be the config's pg1-path.
@@ -217,7 +217,7 @@ async def restore_standby(config: Path, data_dir: Path, *, timeout: float = 300)
     await _pgbackrest(config, *args, "restore", timeout=timeout)
 
 
-async def info(config: Path, *, timeout: float = 60) -> str:  # noqa: ASYNC109
+async def info(config: Path, *, timeout: float = 60) -> str:
     """`pgbackrest info --output=json`."""
     res = await _pgbackrest(config, "--output=json", "info", timeout=timeout)
     return res.stdout
@@ -863,7 +863,7 @@ async def seed_standby_builtin(
     archiver: BuiltinArchiver,
     target: RepoTarget,
     *,
-    timeout: float = 180,  # noqa: ASYNC109
+    timeout: float = 180,
 ) -> SeedBackup:
     """Make standby.data_dir a repo-fed standby of primary without pgBackRest.
 

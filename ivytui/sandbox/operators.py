@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -149,7 +150,9 @@ class V4Operator(Controller):
         self.set_status(ob.V4_KEY, c, ob.pgcluster(settings)["status"])
         common = {"vendor": "crunchydata", "pg-cluster": c}
         if w.opts.storage == "gcs":
-            repo_keys = {"gcs-key": '{"type": "authorized_user", "token": "%s"}' % w.s3_secret_key}
+            repo_keys = {
+                "gcs-key": json.dumps({"type": "authorized_user", "token": w.s3_secret_key})
+            }
         else:
             repo_keys = {"aws-s3-key": w.s3_access_key, "aws-s3-key-secret": w.s3_secret_key}
         if w.s3_ca_pem:

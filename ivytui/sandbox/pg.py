@@ -246,7 +246,7 @@ def _clean_env(extra: Mapping[str, str] | None, home: Path | None) -> dict[str, 
 async def run_command(
     args: Sequence[str | Path],
     *,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     as_pg: bool = True,
@@ -409,7 +409,7 @@ class PgServer:
     async def _run(
         self,
         *args: str | Path,
-        timeout: float,  # noqa: ASYNC109
+        timeout: float,
         input: bytes | None = None,
     ) -> CommandResult:
         return await run_command(args, timeout=timeout, cwd=self.run_dir, input=input)
@@ -421,7 +421,7 @@ class PgServer:
 
     # ----------------------------------------------------------------- life cycle
 
-    async def initdb(self, superuser_password: str, *, timeout: float = 120) -> None:  # noqa: ASYNC109
+    async def initdb(self, superuser_password: str, *, timeout: float = 120) -> None:
         """initdb -U postgres with trust on the socket and scram-sha-256 on 127.0.0.1."""
         self.prepare_dirs()
         make_pg_dir(self.data_dir, 0o700)
@@ -482,7 +482,7 @@ class PgServer:
         body = "".join(f"{k} = {v}\n" for k, v in merged.items())
         write_pg_file(self.data_dir / CONF_FILE, "# written by the ivytui sandbox\n" + body)
 
-    async def start(self, timeout: float = 30) -> None:  # noqa: ASYNC109
+    async def start(self, timeout: float = 30) -> None:
         """pg_ctl start -w on 127.0.0.1:port with its socket in run_dir/sock."""
         self.prepare_dirs()
         if self.is_running():
@@ -539,7 +539,7 @@ class PgServer:
     async def stop(
         self,
         mode: Literal["fast", "immediate", "smart"] = "fast",
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
     ) -> None:
         """pg_ctl stop -m mode -w."""
         if not self.is_running():
@@ -552,7 +552,7 @@ class PgServer:
         if res.returncode != 0 and self.is_running():
             raise self._fail(f"stop -m {mode}", res)
 
-    async def kill(self, timeout: float = 15) -> None:  # noqa: ASYNC109
+    async def kill(self, timeout: float = 15) -> None:
         """SIGKILL the postmaster and all its processes, like a pod killed; waits until gone."""
         pid = self.pid
         if pid is None or not pid_alive(pid):
@@ -574,7 +574,7 @@ class PgServer:
             await asyncio.sleep(0.05)
         raise SandboxError(f"PostgreSQL '{self.name}' (pid {pid}) survived SIGKILL for {timeout} s")
 
-    async def promote(self, timeout: float = 60) -> None:  # noqa: ASYNC109
+    async def promote(self, timeout: float = 60) -> None:
         """pg_ctl promote -w: end recovery, switch to a new timeline."""
         res = await self._run(
             self._bin("pg_ctl"), "promote", "-D", self.data_dir, "-w", "-t", str(int(timeout)),
@@ -613,7 +613,7 @@ class PgServer:
             auth += ":" + urllib.parse.quote(pw, safe="")
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
-    async def psql(self, sql: str, *, database: str = "postgres", timeout: float = 60) -> str:  # noqa: ASYNC109
+    async def psql(self, sql: str, *, database: str = "postgres", timeout: float = 60) -> str:
         """Run SQL with psql over the socket (trust); returns the unaligned tuples-only output."""
         res = await self._run(
             self._bin("psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",

@@ -310,7 +310,7 @@ class S3ServerProcess:
     def is_running(self) -> bool:
         return self.process.returncode is None
 
-    async def _signal_and_wait(self, signum: int, listening: bool, timeout: float) -> None:  # noqa: ASYNC109
+    async def _signal_and_wait(self, signum: int, listening: bool, timeout: float) -> None:
         if not self.is_running():
             raise SandboxError(f"S3 server (pid {self.pid}) is not running: restart the sandbox")
         self.process.send_signal(signum)
@@ -327,15 +327,15 @@ class S3ServerProcess:
             f"S3 server did not {verb} listening within {timeout:.0f} s: see {self.log_file}"
         )
 
-    async def go_down(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def go_down(self, timeout: float = 10.0) -> None:
         """Stop listening and drop all connections; objects stay in memory."""
         await self._signal_and_wait(signal.SIGUSR1, False, timeout)
 
-    async def come_back(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def come_back(self, timeout: float = 10.0) -> None:
         """Listen again on the same port."""
         await self._signal_and_wait(signal.SIGUSR2, True, timeout)
 
-    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def stop(self, timeout: float = 10.0) -> None:
         if self.process.returncode is not None:
             return
         self.process.terminate()
@@ -376,7 +376,7 @@ async def start_s3_server(
     buckets: Sequence[str] = ("hippo",),
     host: str = "127.0.0.1",
     port: int = 0,
-    timeout: float = 30.0,  # noqa: ASYNC109
+    timeout: float = 30.0,
 ) -> S3ServerProcess:
     """Start the S3 server as a child process; returns once it listens.
 

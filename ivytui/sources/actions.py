@@ -212,7 +212,7 @@ class Executor:
     async def _plan_create_standby(self, **_: Any) -> Plan:
         kube = self.hub.kube
         v4obj = kube.v4_object() if kube is not None else None
-        if v4obj is None:
+        if v4obj is None or kube is None:
             raise GuardRefused(f"the v4 cluster {self.cluster} is not there to copy from")
         secret = await kube.read_secret(f"{self.cluster}-backrest-repo-config")
         manifest = build_standby(
@@ -249,9 +249,7 @@ class Executor:
         return replace(plan, manifest=manifest, yaml=manifest.redacted().to_yaml())
 
     async def _plan_freeze(self, *, terminate_sessions: bool = False, **_: Any) -> Plan:
-        statements = sqlgen.freeze_sql(
-            terminate_sessions, spare_applications=("ivytui-monitor",)
-        )
+        statements = sqlgen.freeze_sql(terminate_sessions, spare_applications=("ivytui-monitor",))
         db = self.view.snapshot.v4db
         sessions = db.client_sessions if db.client_sessions is not None else "unknown"
         rate = self.view.write_rate
@@ -389,7 +387,8 @@ class Executor:
                 pass
             elif plan.key == "shutdown-v4" and step.state == "blocked" and step.overridable:
                 if override != self.cluster:
-                    failing = tuple(c.text for c in step.failing) + (
+                    failing = (
+                        *(c.text for c in step.failing),
                         f"to shut down without the final switch, type the cluster name "
                         f"{self.cluster} as the override",
                     )
@@ -558,7 +557,9 @@ class Executor:
                 await conn.execute(stmt)
         finally:
             await conn.close()
-        marks = replace(self.view.snapshot.marks, target_lsn=None, target_timeline=None, frozen_at=None)
+        marks = replace(
+            self.view.snapshot.marks, target_lsn=None, target_timeline=None, frozen_at=None
+        )
         if self.view.snapshot.v5.exists:
             await self._write_marks(marks)
         return f"v4 {self.cluster} accepts writes again"
@@ -598,7 +599,9 @@ class Executor:
     async def _run_grants(self, plan: Plan, say: Progress) -> str:
         conn = await self._pg("v5")
         try:
-            is_super = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            is_super = await conn.fetchval(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+            )
             if not is_super:
                 user = await conn.fetchval("SELECT current_user")
                 raise GuardRefused(
@@ -640,7 +643,11 @@ class Executor:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"cluster": self.cluster, "namespace": self.namespace, "secrets": users}, fh, indent=2)
+            json.dump(
+                {"cluster": self.cluster, "namespace": self.namespace, "secrets": users},
+                fh,
+                indent=2,
+            )
         return path
 
     async def _run_retire_v4(self, plan: Plan, say: Progress) -> str:
