@@ -29,7 +29,7 @@ from ivytui.domain.runbook import StepStatus, check_v4_restart
 from ivytui.domain.walname import parse_walfile_name
 from ivytui.errors import IvyError
 from ivytui.sources.journal import Journal, JournalRecord, state_dir
-from ivytui.sources.kube_write import ConflictError, KubeWriter, ReadOnlyRefused
+from ivytui.sources.kube_write import ConflictError, KubeWriter, ReadOnlyRefused, take_lease
 
 if TYPE_CHECKING:
     from ivytui.sources.hub import Hub, HubView
@@ -417,6 +417,7 @@ class Executor:
         if self.busy is not None:
             raise GuardRefused(f"{self.busy} is still running")
         await self._guard(plan, override, typed)
+        await self._take_lease(plan)
         self.busy = plan.title
         is_override = bool(override) and plan.override_needed
         self._record(plan, "started", override=is_override)
@@ -445,14 +446,35 @@ class Executor:
         await self._summarise(rec)
         return Outcome(True, text)
 
+    @property
+    def lease_name(self) -> str:
+        return f"{self.cluster}-ivytui-driver"
+
+    @property
+    def holder(self) -> str:
+        rec = JournalRecord(step="", action="", outcome="")
+        return f"{rec.who}@{rec.host}"
+
+    async def _take_lease(self, plan: Plan) -> None:
+        """One driver at a time: the Lease is taken for each action and renewed while it runs."""
+        try:
+            await take_lease(self.writer(), self.lease_name, self.holder, now=time.time())
+        except ConflictError as exc:
+            self._record(plan, "refused", str(exc))
+            raise GuardRefused(f"{plan.title} refused: {exc}", (str(exc),)) from None
+
     async def _wait(self, what: str, ready: Callable[[], bool], say: Progress) -> None:
         deadline = time.monotonic() + self.wait_timeout
+        renewed = time.monotonic()
         say(f"waiting: {what}")
         while not ready():
             if time.monotonic() > deadline:
                 raise ActionFailed(f"timed out after {self.wait_timeout:.0f} s waiting: {what}")
             await asyncio.sleep(0.5)
             await self.hub.refresh()
+            if time.monotonic() - renewed > 30:
+                await take_lease(self.writer(), self.lease_name, self.holder, now=time.time())
+                renewed = time.monotonic()
 
     async def _pg(self, which: str) -> Any:
         import asyncpg

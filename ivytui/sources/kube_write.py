@@ -196,3 +196,71 @@ class KubeWriter:
         except NotFoundError:
             return None
         return dict(cm.data or {})
+
+
+LEASE_SECONDS = 120
+
+
+def _rfc3339_micro(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(value: Any) -> float | None:
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+async def take_lease(writer: KubeWriter, name: str, holder: str, *, now: float) -> None:
+    """Take or renew the driver Lease; refuse while another holder's lease has not lapsed."""
+    from kubernetes_asyncio import client
+
+    api: Any = client.CoordinationV1Api(await writer._client())
+    spec = {
+        "holderIdentity": holder,
+        "leaseDurationSeconds": LEASE_SECONDS,
+        "renewTime": _rfc3339_micro(now),
+    }
+    try:
+        lease = await writer._call(
+            f"get lease {name}", api.read_namespaced_lease(name, writer.namespace)
+        )
+    except NotFoundError:
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "ivytui"}},
+            "spec": {**spec, "acquireTime": _rfc3339_micro(now)},
+        }
+        await writer._call(
+            f"create lease {name}", api.create_namespaced_lease(writer.namespace, body)
+        )
+        return
+    current = lease.spec.holder_identity if lease.spec is not None else None
+    renewed = _parse_time(lease.spec.renew_time) if lease.spec is not None else None
+    duration = (lease.spec.lease_duration_seconds if lease.spec is not None else None) or 0
+    if current and current != holder and renewed is not None and renewed + duration > now:
+        raise ConflictError(
+            f"{current} drives this move (lease {name} renewed {now - renewed:.0f} s ago, "
+            f"lapses in {renewed + duration - now:.0f} s): one driver at a time"
+        )
+    if current != holder:
+        spec["acquireTime"] = _rfc3339_micro(now)
+    await writer._call(
+        f"renew lease {name}",
+        api.patch_namespaced_lease(
+            name,
+            writer.namespace,
+            {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec},
+            _content_type=MERGE,
+        ),
+    )
