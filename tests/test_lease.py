@@ -39,3 +39,29 @@ async def test_read_only_refuses_before_anything_is_sent(world: RunningWorld, tm
     writer = KubeWriter(cfg, namespace=world.namespace, context="")
     with pytest.raises(Exception, match="read-only"):
         await take_lease(writer, "x", "alice", now=time.time())
+
+
+async def test_every_viewer_sees_who_drives(world: RunningWorld) -> None:
+    from kubernetes_asyncio import client
+
+    from ivytui.sources.hub import Hub
+
+    cfg = Config(
+        cluster=world.cluster, namespace=world.namespace, kubeconfig=str(world.kubeconfig),
+        v5_name=world.v5_name, interval=0.5,
+    )
+    writer = KubeWriter(cfg, namespace=world.namespace, context="")
+    hub = Hub(cfg)
+    await hub.start()
+    name = f"{world.cluster}-ivytui-driver"
+    try:
+        await take_lease(writer, name, "carol@bastion", now=time.time())
+        deadline = time.monotonic() + 5
+        while "carol@bastion drives since" not in hub.view.driver:
+            assert time.monotonic() < deadline, hub.view.driver
+            await hub.refresh()
+    finally:
+        await hub.stop()
+        api = client.CoordinationV1Api(await writer._client())
+        await api.delete_namespaced_lease(name, world.namespace)
+        await writer.close()

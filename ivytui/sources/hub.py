@@ -108,6 +108,32 @@ class HubView:
     paused: bool
     interval: float
     objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    driver: str = ""
+    """Who drives the move, from the driver Lease ("alice@bastion since 15:20 UTC"), or ""."""
+
+
+def _driver_words(lease: Mapping[str, Any] | None, now: float) -> str:
+    import datetime as dt
+
+    spec = (lease or {}).get("spec") or {}
+    holder = spec.get("holderIdentity")
+    if not holder:
+        return ""
+
+    def seconds(text: Any) -> float | None:
+        try:
+            return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+
+    acquired = seconds(spec.get("acquireTime"))
+    renewed = seconds(spec.get("renewTime"))
+    since = (
+        dt.datetime.fromtimestamp(acquired, dt.UTC).strftime("%H:%M UTC") if acquired else "?"
+    )
+    if renewed is not None and renewed + float(spec.get("leaseDurationSeconds") or 0) < now:
+        return f"last driven by {holder} (since {since}; the lease has lapsed)"
+    return f"{holder} drives since {since}"
 
 
 def flavor_of(config: Config) -> Flavor:
@@ -797,6 +823,7 @@ class Hub:
             paused=self._paused,
             interval=self._interval,
             objects=MappingProxyType(objects),
+            driver=_driver_words(kube.driver_lease() if kube is not None else None, now),
         )
 
 
@@ -854,6 +881,7 @@ def view_to_json(view: HubView) -> dict[str, Any]:
         "ok": all(entry["ok"] for entry in sources.values()),
         "now": snap.now,
         "context": view.context,
+        "driver": view.driver,
         "namespace": view.namespace,
         "cluster": view.cluster,
         "v5_name": view.v5_name,

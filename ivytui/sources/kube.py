@@ -322,6 +322,12 @@ class KubeSource:
                 owner="v5",
             ),
             _Spec("events", f"/api/v1/namespaces/{ns}/events", owner="events"),
+            _Spec(
+                "lease",
+                f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                field_selector=f"metadata.name={self.cluster}-ivytui-driver",
+                owner="events",
+            ),
         ]
         self._states = {spec.key: _WatchState(objects={}) for spec in self._specs}
 
@@ -861,6 +867,11 @@ class KubeSource:
 
     def v5_object(self) -> Obj | None:
         return self._states["v5"].objects.get(self.v5_name)
+
+    def driver_lease(self) -> Obj | None:
+        """The Lease of the engineer driving the move (``<cluster>-ivytui-driver``), if any."""
+        objects = self._states["lease"].objects
+        return next(iter(objects.values()), None)
 
     def raw_objects(self) -> dict[str, Obj]:
         """The raw objects for a YAML view: ``v4``, ``v5``, ``pod/<name>``, ``configmap/<name>``."""
