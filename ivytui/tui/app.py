@@ -1,5 +1,6 @@
-"""The Textual app: starts the hub after the first frame, routes its views and log entries to
-the screens, and owns the keys that act on the hub.
+"""The Textual app: starts the hub (and the executor next to it) after the first frame, routes
+its views and log entries to the screens, and owns the keys that act on the hub and drive the
+move, one key per runbook step.
 
 ``make_app`` is the factory used by the CLI, the tests and the screenshot script;
 ``run_app`` runs it for the CLI and returns the exit code.
@@ -18,12 +19,44 @@ from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from ivytui.config import Config
 from ivytui.errors import IvyError
-from ivytui.tui.messages import HubFailed, HubStarted, LogArrived, ViewChanged
-from ivytui.tui.protocols import HubFactory, HubLike, HubViewLike, LogEntryLike
+from ivytui.tui.driving import (
+    ACTION_OF_STEP,
+    BY_KEY,
+    NO_ACTION,
+    Ended,
+    Running,
+    conflict_hint,
+    done_markup,
+    failed_markup,
+    quit_question,
+    refusal,
+    running_markup,
+)
+from ivytui.tui.messages import (
+    ActionDone,
+    ActionError,
+    ActionProgress,
+    HubFailed,
+    HubStarted,
+    LogArrived,
+    ViewChanged,
+)
+from ivytui.tui.panes.runbook import RunbookPane
+from ivytui.tui.protocols import (
+    ExecutorFactory,
+    ExecutorLike,
+    HubFactory,
+    HubLike,
+    HubViewLike,
+    LogEntryLike,
+    PlanLike,
+)
+from ivytui.tui.screens.confirm import ConfirmScreen, ReasonsScreen
 from ivytui.tui.screens.main import MainScreen
 from ivytui.tui.screens.modals import HelpScreen, IntervalScreen, LogScreen, TextViewScreen
 
@@ -59,6 +92,19 @@ async def load_default_hub_factory() -> HubFactory:
     return _default_hub_factory(module)
 
 
+async def load_default_executor_factory() -> ExecutorFactory:
+    """``ivytui.sources.actions.Executor`` on the app's hub, imported in a thread after the
+    first frame, like the hub."""
+    module = await asyncio.to_thread(importlib.import_module, "ivytui.sources.actions")
+    executor_class = module.Executor
+
+    def build(hub: HubLike) -> ExecutorLike:
+        executor: ExecutorLike = executor_class(hub)
+        return executor
+
+    return build
+
+
 def to_plain(obj: Any) -> Any:
     """Mappings and sequences as plain dicts and lists, for YAML."""
     if isinstance(obj, Mapping):
@@ -86,9 +132,21 @@ class IvyApp(App[int]):
     TITLE = "ivytui"
     ENABLE_COMMAND_PALETTE = True
 
-    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset()
-    """Actions that change a cluster (none is bound yet). In MONITOR mode ``check_action``
-    returns ``None`` for them: the footer shows them dimmed and they do nothing."""
+    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "create_standby",
+            "freeze",
+            "thaw",
+            "shutdown_v4",
+            "promote",
+            "grants",
+            "retire_v4",
+            "abort",
+            "act_on_step",
+        }
+    )
+    """Actions that change a cluster. In MONITOR mode ``check_action`` returns ``None`` for
+    them: the footer shows them dimmed and they do nothing (and the executor refuses too)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "show_help", "Help", id="help", key_display="?"),
@@ -100,6 +158,59 @@ class IvyApp(App[int]):
         Binding("i", "change_interval", "Interval", id="interval"),
         Binding("y", "show_yaml", "YAML", id="yaml", tooltip="The object under the cursor as YAML"),
         Binding("l", "show_log", "Log", id="log", tooltip="The event log, full screen"),
+        # One key per runbook step: the confirm modal with the plan, or the reasons it is blocked.
+        Binding(
+            "c",
+            "create_standby",
+            "Standby",
+            id="create-standby",
+            tooltip="Step 1: the v5 standby built from v4 (YAML preview, dry run, apply)",
+        ),
+        Binding(
+            "f",
+            "freeze",
+            "Freeze",
+            id="freeze",
+            tooltip="Step 3: freeze writes on v4, final WAL switch, wait until v5 replayed it",
+        ),
+        Binding(
+            "u", "thaw", "Thaw", id="thaw", tooltip="Undo step 3 before step 4: v4 writable again"
+        ),
+        Binding(
+            "s",
+            "shutdown_v4",
+            "Shutdown",
+            id="shutdown-v4",
+            tooltip="Step 4: spec.shutdown on the v4 cluster, then wait until it is proven down",
+        ),
+        Binding(
+            "o",
+            "promote",
+            "Promote",
+            id="promote",
+            tooltip="Step 5: spec.standby.enabled false on v5, once v4 is proven down",
+        ),
+        Binding(
+            "g",
+            "grants",
+            "Grants",
+            id="grants",
+            tooltip="Step 6: the replication role and its four grants, on v5",
+        ),
+        Binding(
+            "x",
+            "retire_v4",
+            "Retire",
+            id="retire-v4",
+            tooltip="Step 7: export v4's credentials, delete the v4 object (type its name)",
+        ),
+        Binding(
+            "a",
+            "abort",
+            "Abort",
+            id="abort",
+            tooltip="Before promotion: restart v4 and remove the standby (type the name)",
+        ),
     ]
 
     def __init__(
@@ -110,11 +221,19 @@ class IvyApp(App[int]):
         hub_factory: HubFactory | None = None,
         clock: Callable[[], float] = time.time,
         start_hub: bool = True,
+        executor_factory: ExecutorFactory | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.hub: HubLike | None = hub
         self.hub_factory = hub_factory
+        self.executor_factory = executor_factory
+        self.executor: ExecutorLike | None = None
+        self.executor_error: str | None = None
+        self.running: Running | None = None
+        self.last_ended: Ended | None = None
+        self._asking_quit: ConfirmScreen | None = None
+        self._alarm_keys: frozenset[str] = frozenset()
         self.clock = clock
         self.auto_start_hub = start_hub
         self.view: HubViewLike | None = None
@@ -170,6 +289,7 @@ class IvyApp(App[int]):
                 self._wired = hub
             self._hub_touched = True
             await hub.start()
+            await self._start_executor(hub)
         except IvyError as exc:
             self.post_message(HubFailed(exc.title, exc.message))
             return
@@ -179,6 +299,29 @@ class IvyApp(App[int]):
             return
         self.post_message(HubStarted(hub))
 
+    async def _start_executor(self, hub: HubLike) -> None:
+        """The executor, next to the started hub: every action goes through it."""
+        if self.executor is not None:
+            return
+        try:
+            factory = self.executor_factory or await load_default_executor_factory()
+            self.executor = factory(hub)
+        except Exception as exc:
+            self.executor_error = f"{type(exc).__name__}: {exc}"
+            self.log.error("the executor did not start", exc)
+            self.add_log(LocalEntry(self.clock(), "ui", "error", f"actions unavailable: {exc}"))
+        else:
+            self.executor_error = None
+
+    async def _stop_executor(self) -> None:
+        executor, self.executor = self.executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.wait_for(executor.close(), HUB_STOP_TIMEOUT)
+        except Exception as exc:
+            self.log.warning("the executor did not close cleanly", exc)
+
     def _hub_view(self, view: Any) -> None:
         self.post_message(ViewChanged(view))
 
@@ -186,7 +329,9 @@ class IvyApp(App[int]):
         self.post_message(LogArrived(entry))
 
     async def _stop_hub(self) -> None:
-        """Stop the hub once, even after a failed start (it may hold connections)."""
+        """Stop the executor and the hub once, even after a failed start (they may hold
+        connections)."""
+        await self._stop_executor()
         hub = self.hub
         if hub is None or not self._hub_touched:
             return
@@ -202,7 +347,25 @@ class IvyApp(App[int]):
         return 2 if self.start_error is not None and not self.hub_started else 0
 
     async def action_quit(self) -> None:
+        """Quit; while an action runs, ask first (a second ctrl+c quits at once)."""
+        if self.running is not None and self._asking_quit is None:
+            question = ConfirmScreen(
+                quit_question(self.running, self.clock()), yes_label="Quit anyway"
+            )
+            self._asking_quit = question
+
+            async def answered(yes: bool | None) -> None:
+                self._asking_quit = None
+                if yes:
+                    await self._quit()
+
+            self.push_screen(question, answered)
+            return
+        await self._quit()
+
+    async def _quit(self) -> None:
         code = self.exit_code()
+        self.workers.cancel_group(self, "action")
         await self._stop_hub()
         self.exit(code)
 
@@ -226,6 +389,10 @@ class IvyApp(App[int]):
 
     def on_view_changed(self, message: ViewChanged) -> None:
         self.view = message.view
+        alarm_keys = frozenset(alarm.key for alarm in message.view.alarms)
+        if alarm_keys - self._alarm_keys:
+            self.bell()
+        self._alarm_keys = alarm_keys
         self._render()
 
     def on_log_arrived(self, message: LogArrived) -> None:
@@ -257,6 +424,8 @@ class IvyApp(App[int]):
 
     def _tick(self) -> None:
         self._render()
+        if self.running is not None:
+            self.main.show_progress(running_markup(self.running, self.clock()))
 
     def action_rerender(self) -> None:
         """Render again (after a resize: the header and ruler change form)."""
@@ -265,8 +434,10 @@ class IvyApp(App[int]):
     # -- actions -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.MUTATING_ACTIONS and self.read_only:
-            return None
+        if action in self.MUTATING_ACTIONS:
+            if self.read_only:
+                return None
+            return self.screen is self.main
         if action == "pause":
             return not self.paused
         if action == "resume":
@@ -318,12 +489,18 @@ class IvyApp(App[int]):
         """(key, description) for every binding of the app and the main screen; bindings that
         share a key (pause / resume) share a line."""
         rows: dict[str, list[str]] = {}
-        for binding in (*self._bindings_of(type(self)), *self._bindings_of(MainScreen)):
+        for binding in (
+            *self._bindings_of(type(self)),
+            *self._bindings_of(MainScreen),
+            *self._bindings_of(RunbookPane),
+        ):
             if binding.id == "quit-ctrl-c":
                 continue
             key = binding.key_display or self.get_key_display(binding)
             descriptions = rows.setdefault(key, [])
             description = binding.description or binding.action
+            if binding.action.removeprefix("app.") in self.MUTATING_ACTIONS and binding.tooltip:
+                description = binding.tooltip
             if description not in descriptions:
                 descriptions.append(description)
         found = [(key, " / ".join(descriptions)) for key, descriptions in rows.items()]
@@ -332,7 +509,7 @@ class IvyApp(App[int]):
         return found
 
     @staticmethod
-    def _bindings_of(cls: type[App[Any]] | type[Screen[Any]]) -> Iterable[Binding]:
+    def _bindings_of(cls: type[DOMNode]) -> Iterable[Binding]:
         for binding in cls.BINDINGS:
             if isinstance(binding, Binding):
                 yield binding
@@ -386,6 +563,185 @@ class IvyApp(App[int]):
         title, text, language = found
         self.push_screen(TextViewScreen(title, text, language=language))
 
+    # -- driving the move: one key per step --------------------------------------------------
+
+    def action_create_standby(self) -> None:
+        self.act("create-standby")
+
+    def action_freeze(self) -> None:
+        self.act("freeze")
+
+    def action_thaw(self) -> None:
+        self.act("thaw")
+
+    def action_shutdown_v4(self) -> None:
+        self.act("shutdown-v4")
+
+    def action_promote(self) -> None:
+        self.act("promote")
+
+    def action_grants(self) -> None:
+        self.act("grants")
+
+    def action_retire_v4(self) -> None:
+        self.act("retire-v4")
+
+    def action_abort(self) -> None:
+        self.act("abort")
+
+    def action_act_on_step(self) -> None:
+        """``enter`` in the runbook: the action of the selected step."""
+        step = self.main.runbook.selected_step
+        if step is None:
+            self.notify("no step is selected", severity="warning", timeout=3)
+            return
+        key = ACTION_OF_STEP.get(step.number)
+        if key is None:
+            self.notify(NO_ACTION.get(step.number, "this step has no action"), timeout=6)
+            return
+        self.act(key)
+
+    def act(self, key: str) -> None:
+        """The key of an action: the reasons if it cannot act now, else its plan in the confirm
+        modal (built in a worker: it may read the cluster)."""
+        if self.read_only:
+            self.notify("MONITOR mode: no key changes anything", severity="warning", timeout=4)
+            return
+        if self.running is not None:
+            self.notify(
+                f"wait: “{self.running.title}” is still running ({self.running.stage})",
+                severity="warning",
+                timeout=5,
+            )
+            return
+        if self.executor is None:
+            why = self.executor_error or "the sources are still starting"
+            self.notify(f"actions are not available yet: {why}", severity="warning", timeout=5)
+            return
+        if self.view is None:
+            self.notify("no data yet: wait for the first snapshot", severity="warning", timeout=4)
+            return
+        found = refusal(self.view, key)
+        if found is not None:
+            self.push_screen(ReasonsScreen(found.title, found.summary, found.reasons))
+            return
+        self.run_worker(self._open_plan(key), name=f"plan {key}", group="plan", exclusive=True)
+
+    async def _open_plan(self, key: str) -> None:
+        executor = self.executor
+        if executor is None:
+            return
+        title = BY_KEY[key].title
+        try:
+            plan = await executor.plan(key)
+        except IvyError as exc:
+            self.post_message(ActionError(title, exc.title, exc.message, _checks_of(exc)))
+            return
+        except Exception as exc:
+            self.log.error("the plan could not be built", exc)
+            self.post_message(
+                ActionError(title, "unexpected error", f"{type(exc).__name__}: {exc}")
+            )
+            return
+        failing: tuple[str, ...] = ()
+        if plan.override_needed and self.view is not None:
+            step = next((s for s in self.view.steps if s.number == plan.step), None)
+            failing = tuple(c.text for c in step.failing) if step is not None else ()
+
+        async def replan(terminate: bool) -> PlanLike:
+            return await executor.plan(key, terminate_sessions=terminate)
+
+        screen = ConfirmScreen(
+            plan,
+            cluster=self.config.cluster,
+            failing=failing,
+            replan=replan if key == "freeze" else None,
+            edit=executor.with_edited if key == "create-standby" and plan.yaml else None,
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_action(screen.plan, typed=screen.typed, override=screen.override)
+
+        self.push_screen(screen, answered)
+
+    def start_action(self, plan: PlanLike, *, typed: str = "", override: str = "") -> None:
+        """Run a confirmed plan in a worker; the screen stays live and shows its progress."""
+        if self.running is not None or self.executor is None:
+            return
+        self.running = Running(plan.key, plan.title, self.clock())
+        self.main.show_progress(running_markup(self.running, self.clock()))
+        self.add_log(LocalEntry(self.clock(), "ui", "info", f"{plan.title}: confirmed"))
+        self.run_worker(
+            self._execute(self.executor, plan, typed=typed, override=override),
+            name=f"action {plan.key}",
+            group="action",
+            exit_on_error=False,
+        )
+
+    async def _execute(
+        self, executor: ExecutorLike, plan: PlanLike, *, typed: str, override: str
+    ) -> None:
+        try:
+            outcome = await executor.execute(
+                plan, override=override, typed=typed, progress=self._action_progress
+            )
+        except IvyError as exc:
+            self.post_message(ActionError(plan.title, exc.title, exc.message, _checks_of(exc)))
+        except Exception as exc:
+            self.log.error("the action failed unexpectedly", exc)
+            self.post_message(
+                ActionError(plan.title, "unexpected error", f"{type(exc).__name__}: {exc}")
+            )
+        else:
+            self.post_message(ActionDone(plan.title, outcome.text))
+
+    def _action_progress(self, text: str) -> None:
+        self.post_message(ActionProgress(text))
+
+    def on_action_progress(self, message: ActionProgress) -> None:
+        if self.running is None:
+            return
+        self.running.stage = message.text
+        self.main.show_progress(running_markup(self.running, self.clock()))
+        self.add_log(
+            LocalEntry(self.clock(), "ui", "info", f"{self.running.title}: {message.text}")
+        )
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.running = None
+        self.last_ended = Ended(message.title, True, message.text, self.clock())
+        self.main.show_progress(done_markup(message.title, message.text))
+        self.add_log(LocalEntry(self.clock(), "ui", "info", f"{message.title}: {message.text}"))
+        self.notify(message.text, title=f"done: {message.title}", timeout=6)
+        self._refresh_after_action()
+
+    def on_action_error(self, message: ActionError) -> None:
+        self.running = None
+        self.last_ended = Ended(
+            message.action, False, f"{message.title}: {message.message}", self.clock()
+        )
+        self.main.show_progress(failed_markup(message.action, message.title, message.message))
+        self.add_log(
+            LocalEntry(
+                self.clock(), "ui", "error", f"{message.action}: {message.title}: {message.message}"
+            )
+        )
+        self.push_screen(
+            ReasonsScreen(
+                f"{message.action}: {message.title}",
+                message.message,
+                message.checks,
+                hint=conflict_hint() if message.title == "conflict" else "",
+                error=True,
+            )
+        )
+        self._refresh_after_action()
+
+    def _refresh_after_action(self) -> None:
+        if self.hub is not None and self.hub_started:
+            self.run_worker(self.hub.refresh(), name="refresh", group="refresh", exclusive=True)
+
     # -- command palette ---------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -407,6 +763,12 @@ class IvyApp(App[int]):
         )
 
 
+def _checks_of(exc: IvyError) -> tuple[str, ...]:
+    """The failing checks a guard's refusal carries (``GuardRefused.checks``), if any."""
+    checks = getattr(exc, "checks", ())
+    return tuple(str(c) for c in checks) if isinstance(checks, tuple | list) else ()
+
+
 def make_app(
     config: Config,
     hub: HubLike | None = None,
@@ -414,10 +776,20 @@ def make_app(
     hub_factory: HubFactory | None = None,
     clock: Callable[[], float] = time.time,
     start_hub: bool = True,
+    executor_factory: ExecutorFactory | None = None,
 ) -> IvyApp:
     """The console for ``config``. With neither ``hub`` nor ``hub_factory`` the real hub
-    (``ivytui.sources.hub.Hub``) is imported and built after the first frame."""
-    return IvyApp(config, hub, hub_factory=hub_factory, clock=clock, start_hub=start_hub)
+    (``ivytui.sources.hub.Hub``) is imported and built after the first frame; without
+    ``executor_factory`` the real executor (``ivytui.sources.actions.Executor``) is built on it
+    once it has started."""
+    return IvyApp(
+        config,
+        hub,
+        hub_factory=hub_factory,
+        clock=clock,
+        start_hub=start_hub,
+        executor_factory=executor_factory,
+    )
 
 
 def run_app(config: Config) -> int:

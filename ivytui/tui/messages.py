@@ -64,3 +64,36 @@ class WorldFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class ActionProgress(Message):
+    """The running action reported a stage (the executor's progress callback); an older one
+    still queued is dropped."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ActionProgress)
+
+
+class ActionDone(Message):
+    """The action finished and the clusters reached the state it waits for."""
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title = title
+        self.text = text
+
+
+class ActionError(Message):
+    """The action was refused or failed: the error's title, its message and, for a refusal,
+    the failing checks."""
+
+    def __init__(self, action: str, title: str, message: str, checks: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.action = action
+        self.title = title
+        self.message = message
+        self.checks = checks

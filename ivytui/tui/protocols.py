@@ -89,3 +89,68 @@ class HubLike(Protocol):
 
 HubFactory = Callable[[Config], HubLike]
 """Builds a hub for a configuration (the default imports ``ivytui.sources.hub.Hub``)."""
+
+
+class PlanLike(Protocol):
+    """What an action will change (``ivytui.sources.actions.Plan``): shown in the confirm modal
+    before anything is sent."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def diff(self) -> str: ...
+    @property
+    def kubectl(self) -> str: ...
+    @property
+    def sql(self) -> str: ...
+    @property
+    def yaml(self) -> str: ...
+    @property
+    def typed_name(self) -> str: ...
+    @property
+    def override_needed(self) -> bool: ...
+    @property
+    def destructive(self) -> bool: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
+class OutcomeLike(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def text(self) -> str: ...
+
+
+class ExecutorLike(Protocol):
+    """The one object that performs every action (``ivytui.sources.actions.Executor``).
+
+    ``execute`` re-evaluates the step's guards at that moment and raises an ``IvyError`` (with
+    ``checks`` when a guard refused) instead of acting.
+    """
+
+    @property
+    def busy(self) -> str | None: ...
+
+    async def plan(self, key: str, *, terminate_sessions: bool = False) -> PlanLike: ...
+    def with_edited(self, plan: Any, text: str) -> PlanLike: ...
+    async def execute(
+        self,
+        plan: Any,
+        *,
+        override: str = "",
+        typed: str = "",
+        progress: Callable[[str], None] | None = None,
+    ) -> OutcomeLike: ...
+    async def close(self) -> None: ...
+
+
+ExecutorFactory = Callable[[HubLike], ExecutorLike]
+"""Builds the executor next to a started hub (the default imports
+``ivytui.sources.actions.Executor``)."""

@@ -64,7 +64,7 @@ async def test_stages_then_the_error_in_words(
 
 
 async def test_a_supervisor_that_dies_is_reported(tmp_path: Path) -> None:
-    proc = subprocess.Popen(["true"])  # noqa: ASYNC220 - it exits at once
+    proc = subprocess.Popen(["true"])
     proc.wait()
     app = DemoApp(tmp_path, proc, read_only=False)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -200,6 +200,14 @@ async def test_the_footer_bindings_have_ids_and_descriptions() -> None:
             "interval",
             "yaml",
             "log",
+            "create-standby",
+            "freeze",
+            "thaw",
+            "shutdown-v4",
+            "promote",
+            "grants",
+            "retire-v4",
+            "abort",
         }
         assert all(shown.values())
 

@@ -1,5 +1,6 @@
 """Only ``ivytui.tui`` imports Textual, and the app reaches its first frame without the
-Kubernetes, S3 and PostgreSQL clients (they are imported by the hub, after that frame)."""
+Kubernetes, S3 and PostgreSQL clients and without the executor (they are imported by the hub and
+next to it, after that frame)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import sys
 
 import ivytui
 
-HEAVY = ("kubernetes_asyncio", "aioboto3", "botocore", "asyncpg", "ivytui.sources.hub")
+HEAVY = (
+    "kubernetes_asyncio",
+    "aioboto3",
+    "botocore",
+    "asyncpg",
+    "ivytui.sources.hub",
+    "ivytui.sources.actions",
+)
 
 
 def _imported(modules: list[str], watch: tuple[str, ...]) -> list[str]:
@@ -53,6 +61,7 @@ async def main():
     app = make_app(Config(kubeconfig="/nonexistent/kubeconfig"))
     async with app.run_test(size=(80, 24)) as pilot:
         seen["at_first_frame"] = "ivytui.sources.hub" in sys.modules
+        seen["executor_at_first_frame"] = "ivytui.sources.actions" in sys.modules
         await app.workers.wait_for_complete()
         await pilot.pause()
         seen["after"] = "ivytui.sources.hub" in sys.modules
@@ -66,6 +75,7 @@ print(json.dumps(seen))
     )
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["at_first_frame"] is False
+    assert seen["executor_at_first_frame"] is False
     assert seen["after"] is True
     # a missing kubeconfig is said in words, with a title, not raised
     assert seen["error"] is not None and seen["error"][0] != "unexpected error"

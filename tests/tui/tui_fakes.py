@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from domain_factory import NOW, SYSTEM_ID, segment_object, standby, with_source
 
 from ivytui.config import Config
+from ivytui.domain.flavor import Flavor, flavor_named
 from ivytui.domain.lag import LagReport, lag_from_snapshot
 from ivytui.domain.lsn import Lsn
 from ivytui.domain.model import ArchiverStats, PodInfo, Snapshot
 from ivytui.domain.repoinfo import parse_backup_info
 from ivytui.domain.runbook import Alarm, StepStatus, alarms, evaluate
+from ivytui.sources.actions import Executor, Outcome, Plan
 from ivytui.tui.app import IvyApp, make_app
 
 DATA = Path(__file__).parent.parent / "domain" / "data"
@@ -55,6 +58,7 @@ class FakeView:
     paused: bool
     interval: float
     objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    driver: str = ""
 
 
 def _view_class() -> Any:
@@ -81,7 +85,15 @@ def sample_objects(snap: Snapshot) -> dict[str, Mapping[str, Any]]:
                 "backrestS3Endpoint": "s3.example.net",
                 "backrestS3Region": "us-east-1",
                 "ccpimagetag": "centos8-15.4-4.7.10",
+                "port": "5432",
+                "replicas": "1",
                 "shutdown": False,
+                "PrimaryStorage": {
+                    "name": "hippo",
+                    "accessmode": "ReadWriteOnce",
+                    "size": "20Gi",
+                    "storagetype": "dynamic",
+                },
             },
             "status": {"state": "pgcluster Initialized"},
         },
@@ -136,7 +148,7 @@ def make_view(snap: Snapshot, **changes: Any) -> Any:
 
 def catching_up() -> Snapshot:
     """v5 a few segments behind v4, with a backup in the repo."""
-    s = standby()
+    s: Snapshot = standby()
     backup_info = parse_backup_info((DATA / "backup.info").read_text(), verify_checksum=False)
     repo = replace(
         s.repo,
@@ -163,7 +175,7 @@ def stale_repo_with_alarm() -> Snapshot:
     """The bucket stopped answering 12 s ago, and a v4 primary is back after promotion."""
     from domain_factory import promoted
 
-    s = promoted()
+    s: Snapshot = promoted()
     s = replace(
         s,
         v4=replace(
@@ -179,17 +191,20 @@ def stale_repo_with_alarm() -> Snapshot:
             ),
         ),
     )
-    return with_source(
+    stale: Snapshot = with_source(
         s,
         "repo",
         error="connect to 127.0.0.1:9000: connection refused",
         stale_since=NOW - 12,
         observed_at=NOW - 14,
     )
+    return stale
 
 
 class FakeHub:
     """Records what the app asks; emits views and log entries on demand."""
+
+    executor: FakeExecutor
 
     def __init__(self, view: Any, *, logs: tuple[LogEntry, ...] = ()) -> None:
         self.view = view
@@ -250,6 +265,91 @@ class FakeHub:
             cb(entry)
 
 
+S3_KEYS = {"aws-s3-key": "AKIAFAKEACCESSKEY0001", "aws-s3-key-secret": "fake+secret/never/shown"}
+"""v4's pgBackRest keys in the fake cluster: they must never appear on screen."""
+
+
+class FakeKube:
+    """The raw objects the executor plans from, out of the fake view."""
+
+    def __init__(self, hub: FakeHub) -> None:
+        self.hub = hub
+
+    def v4_object(self) -> Mapping[str, Any] | None:
+        return cast("Mapping[str, Any] | None", self.hub.view.objects.get("v4"))
+
+    def v5_object(self) -> Mapping[str, Any] | None:
+        return cast("Mapping[str, Any] | None", self.hub.view.objects.get("v5"))
+
+    async def read_secret(self, name: str) -> dict[str, str]:
+        return dict(S3_KEYS)
+
+
+class PlanningHub:
+    """What the real executor reads from a hub, over the fake one: the plans are real."""
+
+    def __init__(self, hub: FakeHub, config: Config) -> None:
+        self._hub = hub
+        self.config = config
+        self.flavor: Flavor = flavor_named(config.flavor)
+        self.kube = FakeKube(hub)
+
+    @property
+    def view(self) -> Any:
+        return self._hub.view
+
+    async def refresh(self) -> None:
+        await self._hub.refresh()
+
+
+class FakeExecutor:
+    """Plans with the real executor (from the frozen view); records what it is asked to run
+    instead of running it, optionally holding it until ``release`` or failing with ``fail_with``."""
+
+    def __init__(self, hub: FakeHub, config: Config) -> None:
+        self.real = Executor(cast(Any, PlanningHub(hub, config)))
+        self.busy: str | None = None
+        self.planned: list[str] = []
+        self.executed: list[tuple[str, str, str]] = []
+        self.plans: list[Plan] = []
+        self.hold: asyncio.Event | None = None
+        self.fail_with: BaseException | None = None
+        self.closed = False
+
+    async def plan(self, key: str, *, terminate_sessions: bool = False) -> Plan:
+        self.planned.append(key)
+        return await self.real.plan(key, terminate_sessions=terminate_sessions)
+
+    def with_edited(self, plan: Plan, text: str) -> Plan:
+        return self.real.with_edited(plan, text)
+
+    async def execute(
+        self,
+        plan: Plan,
+        *,
+        override: str = "",
+        typed: str = "",
+        progress: Callable[[str], None] | None = None,
+    ) -> Outcome:
+        say = progress or (lambda text: None)
+        self.executed.append((plan.key, typed, override))
+        self.plans.append(plan)
+        self.busy = plan.title
+        try:
+            say("server-side dry run")
+            if self.hold is not None:
+                say("waiting: the clusters")
+                await self.hold.wait()
+            if self.fail_with is not None:
+                raise self.fail_with
+            return Outcome(True, f"{plan.title}: done")
+        finally:
+            self.busy = None
+
+    async def close(self) -> None:
+        self.closed = True
+
+
 SAMPLE_LOGS = (
     LogEntry(NOW - 40, "kube", "info", "pod hippo-00-abcd-0 is Running and ready"),
     LogEntry(NOW - 30, "repo", "info", "new segment 000000010000000000000007"),
@@ -267,8 +367,19 @@ def frozen_app(
     **view: Any,
 ) -> tuple[IvyApp, FakeHub]:
     hub = FakeHub(make_view(snap, **view), logs=logs)
-    app = make_app(config, hub, clock=lambda: NOW)
+    hub.executor = FakeExecutor(hub, config)
+    app = make_app(config, hub, clock=lambda: NOW, executor_factory=lambda _hub: hub.executor)
     return app, hub
 
 
-__all__ = ["NOW", "SYSTEM_ID", "FakeHub", "LogEntry", "catching_up", "frozen_app", "make_view"]
+__all__ = [
+    "NOW",
+    "S3_KEYS",
+    "SYSTEM_ID",
+    "FakeExecutor",
+    "FakeHub",
+    "LogEntry",
+    "catching_up",
+    "frozen_app",
+    "make_view",
+]

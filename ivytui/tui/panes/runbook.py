@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.markup import escape
 from textual.widget import Widget
@@ -13,6 +14,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from ivytui.domain.model import SourceName
 from ivytui.domain.runbook import STEPS, StepStatus
+from ivytui.tui.driving import step_keys
 from ivytui.tui.panes.base import Pane
 from ivytui.tui.protocols import HubViewLike
 from ivytui.tui.text import mark, muted
@@ -25,7 +27,7 @@ STATE_MARKUP = {
     "blocked": "[$text-muted]■ blocked[/]",
 }
 
-STEP_COLUMNS = (("number", "#"), ("title", "step"), ("state", "state"))
+STEP_COLUMNS = (("number", "#"), ("key", "key"), ("title", "step"), ("state", "state"))
 
 
 def current_step(steps: Sequence[StepStatus]) -> StepStatus | None:
@@ -36,14 +38,26 @@ def current_step(steps: Sequence[StepStatus]) -> StepStatus | None:
     return steps[-1] if steps else None
 
 
-def step_rows(steps: Sequence[StepStatus]) -> list[tuple[str, list[str]]]:
+def step_rows(
+    steps: Sequence[StepStatus], keys: Mapping[int, str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """One row per step; ``keys``: the key that acts on each step that has an action."""
     return [
         (
             str(step.number),
-            [str(step.number), escape(step.title), STATE_MARKUP.get(step.state, step.state)],
+            [
+                str(step.number),
+                key_cell(keys or {}, step.number),
+                escape(step.title),
+                STATE_MARKUP.get(step.state, step.state),
+            ],
         )
         for step in steps
     ]
+
+
+def key_cell(keys: Mapping[int, str], number: int) -> str:
+    return f"[$accent]{escape(keys[number])}[/]" if number in keys else ""
 
 
 def checks_text(step: StepStatus) -> str:
@@ -62,11 +76,24 @@ class RunbookPane(Pane):
     SOURCES: ClassVar[tuple[SourceName, ...]] = ()
     SHORT: ClassVar[str] = "runbook"
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # priority: the steps table would take enter for its own row selection
+        Binding(
+            "enter",
+            "app.act_on_step",
+            "Act on step",
+            id="act-on-step",
+            priority=True,
+            tooltip="The action of the selected step (its confirm modal, or why it is blocked)",
+        ),
+    ]
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.steps_table = KeyedTable(STEP_COLUMNS, id="steps")
         self.checks = Line(muted("waiting for the first snapshot…"), id="checks")
         self._steps: dict[str, StepStatus] = {}
+        self._keys: dict[int, str] = {}
         self._chosen: str | None = None
         self._programmatic: str | None = None
 
@@ -77,14 +104,21 @@ class RunbookPane(Pane):
 
     def on_mount(self) -> None:
         self.set_title("runbook")
+        self._keys = step_keys(type(self.app).BINDINGS)
         self.steps_table.sync(
-            [(str(s.number), [str(s.number), escape(s.title), muted("…")]) for s in STEPS]
+            [
+                (
+                    str(s.number),
+                    [str(s.number), key_cell(self._keys, s.number), escape(s.title), muted("…")],
+                )
+                for s in STEPS
+            ]
         )
 
     def render_view(self, view: HubViewLike, now: float) -> None:
         steps = view.steps
         self._steps = {str(step.number): step for step in steps}
-        self.steps_table.sync(step_rows(steps))
+        self.steps_table.sync(step_rows(steps, self._keys))
         current = current_step(steps)
         if current is not None:
             self.set_title(f"runbook · step {current.number}: {current.summary}")

@@ -73,6 +73,8 @@ class MainScreen(Screen[None]):
         self.v5 = V5Pane(id="v5-pane")
         self.runbook = RunbookPane(id="runbook-pane")
         self.log_pane = LogPane(id="log-pane")
+        self.progress = Line("", id="action-progress")
+        self.progress.display = False
         self.panes: tuple[Pane, ...] = (self.v4, self.repo, self.v5, self.runbook, self.log_pane)
         self.current = 0
 
@@ -89,6 +91,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="lower", classes="pane-row"):
             yield self.runbook
             yield self.log_pane
+        yield self.progress
         yield Footer()
 
     def on_mount(self) -> None:
@@ -140,6 +143,11 @@ class MainScreen(Screen[None]):
 
     def add_log(self, entry: LogEntryLike) -> None:
         self.log_pane.log_view.add(entry)
+
+    def show_progress(self, markup: str) -> None:
+        """The line above the footer: the running action's stage, or how the last one ended."""
+        self.progress.show(markup)
+        self.progress.display = bool(markup)
 
     # -- panes and focus ---------------------------------------------------------------------
 

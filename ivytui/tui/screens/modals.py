@@ -50,6 +50,18 @@ class HelpScreen(ModalScreen[None]):
             "[$warning]… running[/] · [$text-muted]■ blocked[/];",
             "           the checks of the selected step are listed with their reasons.",
             "  Times are UTC; ages move in coarse steps to keep the screen calm over SSH.",
+            "",
+            "[b]Driving the move[/]",
+            "  Each step has a key (the runbook's key column); enter acts on the step selected "
+            "there.",
+            "  A blocked step lists its failing checks. Otherwise one confirm shows what will "
+            "change: the",
+            "  diff against the live object, the kubectl command, the SQL or the YAML; focus "
+            "starts on No.",
+            "  Deletion and abort need the cluster name typed. Nothing is sent before a yes, and "
+            "the guards",
+            "  are checked again at that moment. The cluster is the state: a new ivytui picks "
+            "the move up.",
         ]
         if self.read_only:
             lines += ["", "[$warning]MONITOR mode: no key changes anything.[/]"]

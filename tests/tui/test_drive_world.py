@@ -1,0 +1,386 @@
+"""Driving the move with keys alone, on fresh sandbox worlds (IVYO and PGO) with the real hub and
+the real executor; the refusals say why and send nothing; in MONITOR mode no key writes.
+
+Between keys the test waits, as an engineer would, until the runbook shows the step ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from ivytui.config import Config, Thresholds
+from ivytui.sandbox import control
+from ivytui.tui.app import IvyApp, make_app
+from ivytui.tui.driving import Ended
+from ivytui.tui.panes.runbook import RunbookPane
+from ivytui.tui.screens.confirm import ConfirmScreen, ReasonsScreen
+from ivytui.tui.screens.main import MainScreen
+from tests.conftest import RunningWorld, start_world
+
+pytest.importorskip("ivytui.sources.hub", reason="ivytui.sources.hub (the real hub) is not there")
+
+pytestmark = pytest.mark.world
+
+SIZE = (160, 48)
+GRANTED = [
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+]
+
+
+# -- the world from outside ------------------------------------------------------------------
+
+
+def api(w: RunningWorld, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/merge-patch+json"} if data else {}
+    request = urllib.request.Request(w.kube_url + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def requests_since(w: RunningWorld, since: int) -> tuple[int, list[dict[str, Any]]]:
+    doc = api(w, "GET", f"/_sandbox/requests?since={since}")
+    return int(doc["next"]), list(doc["requests"])
+
+
+def mark(w: RunningWorld) -> int:
+    return requests_since(w, 0)[0]
+
+
+def writes_since(w: RunningWorld, since: int) -> list[str]:
+    _, reqs = requests_since(w, since)
+    return [f"{r['method']} {r['path']}" for r in reqs if r["method"] not in ("GET", "HEAD")]
+
+
+def v4_path(w: RunningWorld) -> str:
+    return f"/apis/crunchydata.com/v1/namespaces/{w.namespace}/pgclusters/{w.cluster}"
+
+
+def config_for(w: RunningWorld, **changes: Any) -> Config:
+    values: dict[str, Any] = {
+        "cluster": w.cluster,
+        "namespace": w.namespace,
+        "flavor": str(w.state.get("flavor") or "ivyo"),
+        "v5_name": w.v5_name,
+        "kubeconfig": str(w.kubeconfig),
+        "interval": 0.5,
+        "source_timeout": 2.0,
+        "thresholds": Thresholds(repo_quiet_seconds=5),
+    }
+    values.update(changes)
+    return Config(**values)
+
+
+# -- the console from outside ----------------------------------------------------------------
+
+
+def state(app: IvyApp, number: int) -> str:
+    view = app.view
+    if view is None:
+        return "unknown"
+    return next((s.state for s in view.steps if s.number == number), "unknown")
+
+
+def steps_words(app: IvyApp) -> str:
+    if app.view is None:
+        return "no view"
+    return "; ".join(f"{s.number} {s.state}: {[c.text for c in s.failing]}" for s in app.view.steps)
+
+
+async def until(
+    pilot: Pilot[Any], app: IvyApp, what: str, check: Callable[[], bool], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}; steps: {steps_words(app)}")
+        await pilot.pause(0.2)
+
+
+def ended_after(app: IvyApp, before: Ended | None) -> Callable[[], bool]:
+    """Whether an action ended since ``before`` (the app's last ending when the key was pressed)."""
+    return lambda: app.last_ended is not before
+
+
+async def press_step(
+    pilot: Pilot[Any], app: IvyApp, key: str, step: int, answer: tuple[str, ...]
+) -> str:
+    """Wait until ``step`` is ready, press ``key``, answer the confirm modal with ``answer``, and
+    wait until the action ends; a refusal at acting time (the view moved between the key and the
+    guard) is closed and the key pressed again, as an engineer would."""
+    for _ in range(3):
+        await until(pilot, app, f"step {step} ready", lambda: state(app, step) == "ready", 90)
+        before = app.last_ended
+        await pilot.press(key)
+        await until(
+            pilot,
+            app,
+            f"the modal of {key}",
+            lambda: isinstance(app.screen, ConfirmScreen | ReasonsScreen),
+            15,
+        )
+        if isinstance(app.screen, ReasonsScreen):
+            await pilot.press("escape")
+            continue
+        await pilot.press(*answer)
+        await until(pilot, app, f"the action of {key} ended", ended_after(app, before), 150)
+        ended = app.last_ended
+        assert ended is not None
+        if ended.ok:
+            return ended.text
+        assert isinstance(app.screen, ReasonsScreen)
+        shown = app.screen
+        await pilot.press("escape")
+        if not shown.title_text.endswith(": refused"):
+            raise AssertionError(f"{shown.title_text}: {shown.message} {shown.reasons}")
+    raise AssertionError(f"{key}: refused three times; steps: {steps_words(app)}")
+
+
+async def blocked_reasons(pilot: Pilot[Any], app: IvyApp, key: str) -> tuple[str, ...]:
+    """Press ``key`` on a blocked step: the reasons shown, then close them."""
+    await pilot.press(key)
+    await until(
+        pilot, app, f"the reasons for {key}", lambda: isinstance(app.screen, ReasonsScreen), 10
+    )
+    shown = app.screen
+    assert isinstance(shown, ReasonsScreen)
+    await pilot.press("escape")
+    await until(pilot, app, "back on the main screen", lambda: app.screen is app.main, 5)
+    return shown.reasons
+
+
+# -- the move, for each flavor ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["ivyo", "pgo"])
+def fresh(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWorld]:
+    directory = tmp_path_factory.mktemp(f"drive-{request.param}")
+    w = start_world(directory, flavor=request.param, with_standby=False, archive_timeout=5)
+    try:
+        yield w
+    finally:
+        control.down(directory)
+
+
+async def test_keys_alone_take_the_move_through_steps_1_to_7(
+    fresh: RunningWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = fresh
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("IVYTUI_STATE_DIR", str(state_dir))
+    acked_file = Path(w.state["load"]["acked_file"])
+    app = make_app(config_for(w))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, app, "step 1 ready", lambda: state(app, 1) == "ready", 60)
+        await until(pilot, app, "the executor", lambda: app.executor is not None, 10)
+
+        # Promotion while v4 runs: the reasons, and nothing sent.
+        since = mark(w)
+        reasons = await blocked_reasons(pilot, app, "o")
+        assert any("not 'pgcluster Shutdown'" in r for r in reasons), reasons
+        assert any("still answers" in r for r in reasons), reasons
+        assert writes_since(w, since) == []
+
+        await press_step(pilot, app, "c", 1, ("y",))
+        await until(pilot, app, "v5 caught up", lambda: state(app, 2) == "done", 120)
+
+        # Shutdown before the final switch: the modal asks for the override and says why;
+        # without it nothing can be confirmed, and nothing is sent.
+        await until(pilot, app, "step 3 ready", lambda: state(app, 3) == "ready", 60)
+        since = mark(w)
+        await pilot.press("s")
+        await until(pilot, app, "the override", lambda: isinstance(app.screen, ConfirmScreen), 10)
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen) and screen.plan.override_needed
+        assert any("step 3 (Freeze and final WAL switch) is not done" in f for f in screen.failing)
+        await pilot.press("y", "enter")
+        await pilot.pause(0.3)
+        assert not screen.may_confirm and app.screen is screen
+        await pilot.press("escape")
+        await until(pilot, app, "back", lambda: app.screen is app.main, 5)
+        assert writes_since(w, since) == []
+
+        await until(
+            pilot,
+            app,
+            "20 rows acknowledged",
+            lambda: len(acked_file.read_text().split()) >= 20,
+            60,
+        )
+        await press_step(pilot, app, "f", 3, ("y",))
+        assert state(app, 3) == "done"
+
+        # A stale resourceVersion: another client changes the v4 object between the plan and
+        # the yes, and the watch has not delivered it yet. The patch is refused with 409,
+        # "re-read and try again" is shown, and the object is unchanged.
+        await until(pilot, app, "step 4 ready", lambda: state(app, 4) == "ready", 60)
+        await pilot.press("s")
+        await until(pilot, app, "the confirm", lambda: isinstance(app.screen, ConfirmScreen), 10)
+        kube: Any = getattr(app.hub, "kube", None)
+        assert kube is not None
+        stale = copy.deepcopy(kube.v4_object())
+        api(w, "PATCH", v4_path(w), {"metadata": {"labels": {"touched-by": "someone-else"}}})
+        since = mark(w)
+        ended = ended_after(app, app.last_ended)
+        with pytest.MonkeyPatch.context() as lagging:
+            lagging.setattr(kube, "v4_object", lambda: stale)
+            await pilot.press("y")
+            await until(pilot, app, "the conflict", ended, 30)
+        shown = app.screen
+        assert isinstance(shown, ReasonsScreen), type(shown)
+        assert shown.title_text == "shut down v4: conflict"
+        assert "re-read and try again" in shown.message
+        _, reqs = requests_since(w, since)
+        on_v4 = [(r["method"], r["status"]) for r in reqs if r["path"] == v4_path(w)]
+        assert ("PATCH", 409) in on_v4 and all(s >= 400 for m, s in on_v4 if m != "GET"), on_v4
+        assert api(w, "GET", v4_path(w))["spec"]["shutdown"] is False
+        await pilot.press("escape")
+
+        await press_step(pilot, app, "s", 4, ("y",))
+        assert state(app, 4) == "done"
+        await press_step(pilot, app, "o", 5, ("y",))
+        assert state(app, 5) == "done"
+
+        # Retirement before the grants: the reasons, and nothing sent.
+        since = mark(w)
+        reasons = await blocked_reasons(pilot, app, "x")
+        assert any("step 6 (Grants) is not done" in r for r in reasons), reasons
+        assert writes_since(w, since) == []
+
+        await press_step(pilot, app, "g", 6, ("y",))
+        await press_step(pilot, app, "x", 7, (*w.cluster, "enter"))
+        assert state(app, 7) == "done"
+        await pilot.press("q")
+
+    # Every acknowledged row is on v5, which is writable on a new timeline with its grants.
+    acked = [int(x) for x in acked_file.read_text().split()]
+    assert len(acked) >= 20
+    v5 = await asyncpg.connect(w.v5_dsn())
+    try:
+        present = {r["id"] for r in await v5.fetch("SELECT id FROM ivytui_load")}
+        missing = sorted(set(acked) - present)
+        assert not missing, f"{len(missing)} acknowledged rows lost: {missing[:10]}"
+        assert await v5.fetchval("SELECT NOT pg_is_in_recovery()")
+        walfile = await v5.fetchval("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        assert int(walfile[:8], 16) >= 2
+        await v5.execute("CREATE TABLE written_after_the_move (id int)")
+        role = "_ivoryrepl" if w.state.get("flavor", "ivyo") == "ivyo" else "_crunchyrepl"
+        granted = await v5.fetchval(
+            "SELECT bool_and(has_function_privilege($1, f, 'EXECUTE')) FROM unnest($2::text[]) f",
+            role,
+            GRANTED,
+        )
+        assert granted
+    finally:
+        await v5.close()
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        api(w, "GET", v4_path(w))
+    assert gone.value.code == 404
+
+    records = [
+        json.loads(line) for line in (state_dir / "journal.jsonl").read_text().splitlines() if line
+    ]
+    done = [r["step"] for r in records if r["outcome"] == "done"]
+    assert done == [
+        "1 create-standby",
+        "3 freeze",
+        "4 shutdown-v4",
+        "5 promote",
+        "6 grants",
+        "7 retire-v4",
+    ]
+    assert any(r["step"] == "4 shutdown-v4" and r["outcome"] == "conflict" for r in records)
+    text = json.dumps(records)
+    assert w.state["superuser_password"] not in text
+    assert w.state["s3"]["secret_key"] not in text
+
+
+# -- MONITOR mode on the shared world --------------------------------------------------------
+
+
+def every_key() -> list[str]:
+    """Every key bound by the app, the main screen and the runbook (``q`` and ``ctrl+c``
+    last), each once."""
+    keys: list[str] = []
+    for cls in (IvyApp, MainScreen, RunbookPane):
+        for binding in cls.BINDINGS:
+            if isinstance(binding, tuple):
+                continue
+            for key in binding.key.split(","):
+                if key not in keys and key not in ("q", "ctrl+c"):
+                    keys.append(key)
+    return keys
+
+
+async def test_in_monitor_mode_no_key_writes(
+    world: RunningWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("IVYTUI_STATE_DIR", str(state_dir))
+    v4_before = api(world, "GET", v4_path(world))
+    since = mark(world)
+    app = make_app(config_for(world, read_only=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(
+            pilot,
+            app,
+            "the sources answer",
+            lambda: app.view is not None and app.view.snapshot.v5db.reachable,
+            30,
+        )
+        await until(pilot, app, "the executor", lambda: app.executor is not None, 10)
+        for action in IvyApp.MUTATING_ACTIONS:
+            assert app.check_action(action, ()) is None, action
+        pressed = []
+        for key in [*every_key(), "4", "enter", "ctrl+p"]:
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            pressed.append(key)
+            while app.screen is not app.main:
+                assert not isinstance(app.screen, ConfirmScreen | ReasonsScreen), key
+                if app.screen.query(Input) and app.screen.focused is not None:
+                    app.screen.set_focus(None)
+                await pilot.press("escape")
+                await pilot.pause(0.1)
+        assert {"c", "f", "u", "s", "o", "g", "x", "a", "enter"} <= set(pressed)
+        await pilot.pause(1.0)
+        await pilot.press("q")
+    await asyncio.sleep(0.5)
+    _, reqs = requests_since(world, since)
+    assert any(r["verb"] == "list" for r in reqs), "the console's own reads are in the log"
+    assert {r["method"] for r in reqs} == {"GET"}, [
+        f"{r['method']} {r['path']}" for r in reqs if r["method"] != "GET"
+    ]
+    assert {r["verb"] for r in reqs} <= {"get", "list", "watch", "discovery"}
+    v4_after = api(world, "GET", v4_path(world))
+    assert v4_after["metadata"]["resourceVersion"] == v4_before["metadata"]["resourceVersion"]
+    assert v4_after["spec"] == v4_before["spec"]
+    v4 = await asyncpg.connect(world.v4_dsn)
+    try:
+        assert await v4.fetchval("SHOW default_transaction_read_only") == "off"
+    finally:
+        await v4.close()
+    v5 = await asyncpg.connect(world.v5_dsn())
+    try:
+        assert await v5.fetchval("SELECT pg_is_in_recovery()")
+    finally:
+        await v5.close()
+    assert not (state_dir / "journal.jsonl").exists()
