@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -56,9 +56,10 @@ from ivytui.tui.protocols import (
     LogEntryLike,
     PlanLike,
 )
-from ivytui.tui.screens.confirm import ConfirmScreen, ReasonsScreen
 from ivytui.tui.screens.main import MainScreen
-from ivytui.tui.screens.modals import HelpScreen, IntervalScreen, LogScreen, TextViewScreen
+
+if TYPE_CHECKING:
+    from ivytui.tui.screens.confirm import ConfirmScreen
 
 AGE_TICK = 2.5
 """Seconds between re-renders of ages; the ages themselves move in 5-second steps or more."""
@@ -348,6 +349,8 @@ class IvyApp(App[int]):
 
     async def action_quit(self) -> None:
         """Quit; while an action runs, ask first (a second ctrl+c quits at once)."""
+        from ivytui.tui.screens.confirm import ConfirmScreen
+
         if self.running is not None and self._asking_quit is None:
             question = ConfirmScreen(
                 quit_question(self.running, self.clock()), yes_label="Quit anyway"
@@ -399,6 +402,8 @@ class IvyApp(App[int]):
         self.add_log(message.entry)
 
     def add_log(self, entry: LogEntryLike) -> None:
+        from ivytui.tui.screens.modals import LogScreen
+
         self.log_entries.append(entry)
         self.main.add_log(entry)
         if isinstance(self.screen, LogScreen):
@@ -474,6 +479,8 @@ class IvyApp(App[int]):
         self._render()
 
     def action_change_interval(self) -> None:
+        from ivytui.tui.screens.modals import IntervalScreen
+
         def chosen(seconds: float | None) -> None:
             if seconds is None:
                 return
@@ -515,11 +522,15 @@ class IvyApp(App[int]):
                 yield binding
 
     def action_show_help(self) -> None:
+        from ivytui.tui.screens.modals import HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.key_help(), read_only=self.read_only))
 
     def action_show_log(self) -> None:
+        from ivytui.tui.screens.modals import LogScreen
+
         if isinstance(self.screen, LogScreen):
             return
         self.push_screen(LogScreen(self.log_entries))
@@ -552,6 +563,8 @@ class IvyApp(App[int]):
         return key, text, language
 
     def action_show_yaml(self) -> None:
+        from ivytui.tui.screens.modals import TextViewScreen
+
         if not isinstance(self.screen, MainScreen):
             return
         key = self.main.object_key()
@@ -604,6 +617,8 @@ class IvyApp(App[int]):
     def act(self, key: str) -> None:
         """The key of an action: the reasons if it cannot act now, else its plan in the confirm
         modal (built in a worker: it may read the cluster)."""
+        from ivytui.tui.screens.confirm import ReasonsScreen
+
         if self.read_only:
             self.notify("MONITOR mode: no key changes anything", severity="warning", timeout=4)
             return
@@ -628,6 +643,8 @@ class IvyApp(App[int]):
         self.run_worker(self._open_plan(key), name=f"plan {key}", group="plan", exclusive=True)
 
     async def _open_plan(self, key: str) -> None:
+        from ivytui.tui.screens.confirm import ConfirmScreen
+
         executor = self.executor
         if executor is None:
             return
@@ -717,6 +734,8 @@ class IvyApp(App[int]):
         self._refresh_after_action()
 
     def on_action_error(self, message: ActionError) -> None:
+        from ivytui.tui.screens.confirm import ReasonsScreen
+
         self.running = None
         self.last_ended = Ended(
             message.action, False, f"{message.title}: {message.message}", self.clock()

@@ -132,6 +132,9 @@ class LsnRuler(Vertical):
         for spark in self.sparks:
             width = spark.size.width or 40
             data = self._history[-width:]
+            if data and len(data) < width:
+                # A fixed length: a growing but unchanged history repaints nothing.
+                data = (data[0],) * (width - len(data)) + data
             key = spark.id or ""
             if data != self._spark_data.get(key):
                 self._spark_data[key] = data

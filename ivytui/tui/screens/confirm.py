@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from rich.syntax import Syntax
 from textual.app import SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -250,6 +249,8 @@ class ConfirmScreen(ModalScreen[bool]):
             head, code = self._heads[field], self._codes[field]
             head.display = code.display = bool(text)
             if text:
+                from rich.syntax import Syntax
+
                 code.update(Syntax(text, lexer, theme=theme, word_wrap=True))
         self.query_one("#confirm-summary", Line).show(escape(self.plan.summary))
 

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.lazy import Lazy
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widget import Widget
@@ -30,6 +31,15 @@ from ivytui.tui.widgets import Line
 
 WIDE_AT = 140
 """Columns from which the panes sit side by side."""
+
+
+class PaneRow(Horizontal):
+    """A row of panes; tells the screen when it is mounted (rows are mounted lazily)."""
+
+    def on_mount(self) -> None:
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            screen.row_mounted(self)
 
 
 class MainScreen(Screen[None]):
@@ -84,18 +94,20 @@ class MainScreen(Screen[None]):
         yield self.start_error
         yield self.ruler
         yield self.tabs
-        with Horizontal(id="sources", classes="pane-row"):
-            yield self.v4
-            yield self.repo
-            yield self.v5
-        with Horizontal(id="lower", classes="pane-row"):
-            yield self.runbook
-            yield self.log_pane
+        # The panes are mounted right after the first frame: the header and the ruler paint at
+        # once, the panes (most of the widgets) a moment later.
+        yield Lazy(PaneRow(self.v4, self.repo, self.v5, id="sources", classes="pane-row"))
+        yield Lazy(PaneRow(self.runbook, self.log_pane, id="lower", classes="pane-row"))
         yield self.progress
-        yield Footer()
+        yield Lazy(Footer())
 
     def on_mount(self) -> None:
-        self._set_current(0, focus=True)
+        self._set_current(0, focus=False)
+
+    def row_mounted(self, row: PaneRow) -> None:
+        """A row of panes arrived (after the first frame): mark and focus the current pane."""
+        current = self.panes[self.current]
+        self._set_current(self.current, focus=current in row.children and self.focused is None)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.app.run_action, "rerender")
