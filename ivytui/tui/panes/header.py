@@ -56,6 +56,9 @@ def header_text(
     else:
         age = coarse_age(now - view.freshest_at)
         parts.append(f"data {age}" if compact else f"data {age} old")
+    driver = str(getattr(view, "driver", "") or "") if view is not None else ""
+    if driver and not compact:
+        parts.append(f"[$text-muted]{escape(driver)}[/]")
     if paused:
         parts.append("[reverse $warning] ⏸ PAUSED [/]")
     elif not compact:
