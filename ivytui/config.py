@@ -23,7 +23,7 @@ repo:                        # override what is read from the v4 object
   verify_tls: true
   ca_file: /etc/ssl/my-ca.pem
 thresholds:
-  catch_up_bytes: 16777216   # step 2 is done when v5 is within this many bytes
+  catch_up_bytes: 67108864   # step 2 is done when v5 is within this many bytes
   archive_age_seconds: 300   # the newest archived segment is older than this: archiving is unhealthy
   stale_seconds: 10          # a source that has not answered for this long is shown stale
   repo_quiet_seconds: 30     # promotion waits until the repo got nothing new from v4 this long
@@ -81,7 +81,7 @@ class RepoOverride:
 
 @dataclass(frozen=True)
 class Thresholds:
-    catch_up_bytes: int = 16 * 1024 * 1024
+    catch_up_bytes: int = 64 * 1024 * 1024
     archive_age_seconds: float = 300.0
     stale_seconds: float = 10.0
     repo_quiet_seconds: float = 30.0
