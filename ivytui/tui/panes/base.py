@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widget import Widget
 
-from ivytui.domain.model import SOURCE_TITLES, Snapshot, SourceName
+from ivytui.domain.model import SOURCE_TITLES, PodInfo, Snapshot, SourceName
 from ivytui.tui.protocols import HubViewLike
-from ivytui.tui.text import coarse_age
-from ivytui.tui.widgets import StaleLine
+from ivytui.tui.text import DASH, coarse_age
+from ivytui.tui.widgets import (
+    POD_COLUMNS,
+    FieldList,
+    FieldSpec,
+    KeyedTable,
+    StaleLine,
+    pod_rows,
+)
 
 
 def source_problems(
@@ -97,3 +104,36 @@ class Pane(VerticalScroll):
     def object_key(self) -> str | None:
         """The key in ``HubView.objects`` of the object under the cursor in this pane."""
         return None
+
+
+class ClusterPane(Pane):
+    """A cluster's pane (v4 or v5): its pods, then its fields; ``y`` shows the selected pod, or
+    the cluster's object."""
+
+    FIELDS: ClassVar[Sequence[FieldSpec]] = ()
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.fields = FieldList(self.FIELDS, label_width=12, id=f"{self.SHORT}-fields")
+        self.pods = KeyedTable(POD_COLUMNS, flex="name", id=f"{self.SHORT}-pods")
+
+    def compose(self) -> Iterable[Widget]:
+        yield self.stale_line
+        yield self.pods
+        yield self.fields
+
+    def show_cluster(self, values: Mapping[str, str], pods: Sequence[PodInfo]) -> None:
+        """Fields not in ``values`` show a dash; only changed fields and rows are repainted."""
+        shown = dict.fromkeys(self.fields.fields, DASH)
+        shown.update(values)
+        self.fields.set_values(shown)
+        self.pods.sync(pod_rows(pods))
+
+    @property
+    def focus_target(self) -> Widget:
+        return self.pods
+
+    def object_key(self) -> str | None:
+        if self.pods.has_focus and (name := self.pods.selected_key) is not None:
+            return f"pod/{name}"
+        return self.SHORT

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import ClassVar
-
-from textual.widget import Widget
 
 from ivytui.domain.lsn import LsnError
 from ivytui.domain.model import SourceName, V4Database, V4State
 from ivytui.domain.walname import WalSegment
-from ivytui.tui.panes.base import Pane
+from ivytui.tui.panes.base import ClusterPane
 from ivytui.tui.protocols import HubViewLike
-from ivytui.tui.text import DASH, ago, error, muted, rate, value, warn
-from ivytui.tui.widgets import POD_COLUMNS, FieldList, FieldSpec, KeyedTable, pod_rows
+from ivytui.tui.text import ago, error, muted, rate, value, warn
+from ivytui.tui.widgets import FieldSpec
 
 V4_FIELDS: tuple[FieldSpec, ...] = (
     ("state", "state", False),
@@ -122,19 +120,10 @@ def v4_database_values(
     return values
 
 
-class V4Pane(Pane):
+class V4Pane(ClusterPane):
     SOURCES: ClassVar[tuple[SourceName, ...]] = ("v4", "v4db")
     SHORT: ClassVar[str] = "v4"
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.fields = FieldList(V4_FIELDS, label_width=12, id="v4-fields")
-        self.pods = KeyedTable(POD_COLUMNS, flex="name", id="v4-pods")
-
-    def compose(self) -> Iterable[Widget]:
-        yield self.stale_line
-        yield self.pods
-        yield self.fields
+    FIELDS: ClassVar[Sequence[FieldSpec]] = V4_FIELDS
 
     def on_mount(self) -> None:
         self.set_title("v4 · Pgcluster")
@@ -143,21 +132,10 @@ class V4Pane(Pane):
         snap = view.snapshot
         v4, db = snap.v4, snap.v4db
         self.set_title(f"v4 · Pgcluster {v4.name or view.cluster}")
-        values = dict.fromkeys(self.fields.fields, DASH)
-        values.update(v4_object_values(v4))
+        values = v4_object_values(v4)
         values.update(
             v4_database_values(
                 db, now=now, segment_size=snap.segment_size, write_rate=view.write_rate
             )
         )
-        self.fields.set_values(values)
-        self.pods.sync(pod_rows(v4.pods))
-
-    @property
-    def focus_target(self) -> Widget:
-        return self.pods
-
-    def object_key(self) -> str | None:
-        if self.pods.has_focus and (name := self.pods.selected_key) is not None:
-            return f"pod/{name}"
-        return "v4"
+        self.show_cluster(values, v4.pods)

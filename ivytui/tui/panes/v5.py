@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.markup import escape
-from textual.widget import Widget
 
 from ivytui.domain.model import Snapshot, SourceName, V5Database
-from ivytui.tui.panes.base import Pane
+from ivytui.tui.panes.base import ClusterPane
 from ivytui.tui.protocols import HubViewLike
-from ivytui.tui.text import BAD, DASH, OK, ago, error, mark, muted, rate, utc_time, value, warn
-from ivytui.tui.widgets import POD_COLUMNS, FieldList, FieldSpec, KeyedTable, pod_rows
+from ivytui.tui.text import BAD, OK, ago, error, mark, muted, rate, utc_time, value, warn
+from ivytui.tui.widgets import FieldSpec
 
 V5_FIELDS: tuple[FieldSpec, ...] = (
     ("crd", "CRD", True),
@@ -101,19 +100,10 @@ def v5_database_values(
     return values
 
 
-class V5Pane(Pane):
+class V5Pane(ClusterPane):
     SOURCES: ClassVar[tuple[SourceName, ...]] = ("v5", "v5db")
     SHORT: ClassVar[str] = "v5"
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.fields = FieldList(V5_FIELDS, label_width=12, id="v5-fields")
-        self.pods = KeyedTable(POD_COLUMNS, flex="name", id="v5-pods")
-
-    def compose(self) -> Iterable[Widget]:
-        yield self.stale_line
-        yield self.pods
-        yield self.fields
+    FIELDS: ClassVar[Sequence[FieldSpec]] = V5_FIELDS
 
     def on_mount(self) -> None:
         self.set_title("v5")
@@ -126,21 +116,10 @@ class V5Pane(Pane):
         v4_sysid = snap.v4db.system_id if snap.v4db.reachable else None
         if v4_sysid is None and snap.marks.v4_last_seen is not None:
             v4_sysid = snap.marks.v4_last_seen.system_id
-        values = dict.fromkeys(self.fields.fields, DASH)
-        values.update(v5_object_values(snap))
+        values = v5_object_values(snap)
         values.update(
             v5_database_values(
                 snap.v5db, now=now, replay_rate=view.replay_rate, v4_system_id=v4_sysid
             )
         )
-        self.fields.set_values(values)
-        self.pods.sync(pod_rows(v5.pods))
-
-    @property
-    def focus_target(self) -> Widget:
-        return self.pods
-
-    def object_key(self) -> str | None:
-        if self.pods.has_focus and (name := self.pods.selected_key) is not None:
-            return f"pod/{name}"
-        return "v5"
+        self.show_cluster(values, v5.pods)
