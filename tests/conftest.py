@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +89,53 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorld]:
         yield w
     finally:
         control.down(directory)
+
+
+GRANTED_FUNCTIONS = [
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+]
+MOVE_DONE = [
+    "1 create-standby",
+    "3 freeze",
+    "4 shutdown-v4",
+    "5 promote",
+    "6 grants",
+    "7 retire-v4",
+]
+
+
+async def assert_moved_without_loss(w: RunningWorld, role: str) -> None:
+    """After the whole move: every acknowledged row on v5, writable on a new timeline, and the
+    replication role holding its four grants."""
+    import asyncpg
+
+    acked = [int(x) for x in Path(w.state["load"]["acked_file"]).read_text().split()]
+    assert len(acked) >= 20
+    v5 = await asyncpg.connect(w.v5_dsn())
+    try:
+        present = {r["id"] for r in await v5.fetch("SELECT id FROM ivytui_load")}
+        missing = sorted(set(acked) - present)
+        assert not missing, f"{len(missing)} acknowledged rows lost: {missing[:10]}"
+        assert await v5.fetchval("SELECT NOT pg_is_in_recovery()")
+        walfile = await v5.fetchval("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        assert int(walfile[:8], 16) >= 2
+        await v5.execute("CREATE TABLE written_after_the_move (id int)")
+        granted = await v5.fetchval(
+            "SELECT bool_and(has_function_privilege($1, f, 'EXECUTE')) FROM unnest($2::text[]) f",
+            role,
+            GRANTED_FUNCTIONS,
+        )
+        assert granted
+    finally:
+        await v5.close()
+
+
+def assert_journal_of_the_move(w: RunningWorld, records: list[dict[str, Any]]) -> None:
+    """One `done` record per step that acts, in order, and no secret anywhere."""
+    assert [r["step"] for r in records if r["outcome"] == "done"] == MOVE_DONE
+    text = json.dumps(records)
+    assert w.state["superuser_password"] not in text
+    assert w.state["s3"]["secret_key"] not in text
