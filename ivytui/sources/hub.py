@@ -120,17 +120,11 @@ def _driver_words(lease: Mapping[str, Any] | None, now: float) -> str:
     if not holder:
         return ""
 
-    def seconds(text: Any) -> float | None:
-        try:
-            return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
+    from ivytui.sources.kube import parse_time
 
-    acquired = seconds(spec.get("acquireTime"))
-    renewed = seconds(spec.get("renewTime"))
-    since = (
-        dt.datetime.fromtimestamp(acquired, dt.UTC).strftime("%H:%M UTC") if acquired else "?"
-    )
+    acquired = parse_time(spec.get("acquireTime"))
+    renewed = parse_time(spec.get("renewTime"))
+    since = dt.datetime.fromtimestamp(acquired, dt.UTC).strftime("%H:%M UTC") if acquired else "?"
     if renewed is not None and renewed + float(spec.get("leaseDurationSeconds") or 0) < now:
         return f"last driven by {holder} (since {since}; the lease has lapsed)"
     return f"{holder} drives since {since}"
@@ -433,7 +427,9 @@ class Hub:
             if current.current_lsn is not None:
                 # WAL really written: pg_stat_wal's bytes when the server has them, since the LSN
                 # jumps to the next segment boundary on every switch (archive_timeout).
-                written = current.wal_bytes if current.wal_bytes is not None else int(current.current_lsn)
+                written = (
+                    current.wal_bytes if current.wal_bytes is not None else int(current.current_lsn)
+                )
                 self._write = self._write.add(current.observed_at, written)
             self._seen = self._seen.with_v4_seen(current)
         fresh = previous.observed_at <= 0 or previous.error is not None

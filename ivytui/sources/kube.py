@@ -109,11 +109,14 @@ def _transport_words(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _parse_time(text: Any) -> float | None:
-    if not isinstance(text, str) or not text:
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds of a Kubernetes timestamp (RFC 3339 text, or a client's datetime)."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
 
@@ -904,10 +907,10 @@ def _event_id(event: Obj) -> str:
 
 def _event_time(event: Obj) -> float:
     for key in ("lastTimestamp", "eventTime", "firstTimestamp"):
-        at = _parse_time(event.get(key))
+        at = parse_time(event.get(key))
         if at is not None:
             return at
-    return _parse_time((event.get("metadata") or {}).get("creationTimestamp")) or 0.0
+    return parse_time((event.get("metadata") or {}).get("creationTimestamp")) or 0.0
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -207,22 +207,11 @@ def _rfc3339_micro(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse_time(value: Any) -> float | None:
-    import datetime as dt
-
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 async def take_lease(writer: KubeWriter, name: str, holder: str, *, now: float) -> None:
     """Take or renew the driver Lease; refuse while another holder's lease has not lapsed."""
     from kubernetes_asyncio import client
+
+    from ivytui.sources.kube import parse_time
 
     api: Any = client.CoordinationV1Api(await writer._client())
     spec = {
@@ -246,7 +235,7 @@ async def take_lease(writer: KubeWriter, name: str, holder: str, *, now: float) 
         )
         return
     current = lease.spec.holder_identity if lease.spec is not None else None
-    renewed = _parse_time(lease.spec.renew_time) if lease.spec is not None else None
+    renewed = parse_time(lease.spec.renew_time) if lease.spec is not None else None
     duration = (lease.spec.lease_duration_seconds if lease.spec is not None else None) or 0
     if current and current != holder and renewed is not None and renewed + duration > now:
         raise ConflictError(
