@@ -218,6 +218,15 @@ class V4Database(Observed):
     wal_bytes: int | None = None
     """WAL bytes generated since the statistics reset (``pg_stat_wal``, PostgreSQL 14+): unlike
     the LSN, it does not jump to the next segment boundary on a WAL switch."""
+    xid_horizon: int | None = None
+    """``txid_snapshot_xmax(txid_current_snapshot())``: one past the newest finished
+    transaction id. It moves only when a transaction that wrote ends — never for the background
+    records an idle primary writes — so an unchanged horizon proves that nothing committed."""
+    xids_in_progress: int | None = None
+    """How many transaction ids are assigned and not finished (the snapshot's ``xip`` list):
+    a writing transaction that may still commit."""
+    blocked_roles: tuple[str, ...] = ()
+    """Login roles whose ``rolconnlimit`` is 0: no new session of theirs can start."""
 
     @property
     def pg_major(self) -> str | None:
@@ -413,6 +422,7 @@ class V4LastSeen:
     timeline: int
     system_id: int | None = None
     at: float = 0.0
+    xid_horizon: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -425,7 +435,13 @@ class Marks(Observed):
 
     target_lsn: Lsn | None = None
     target_timeline: int | None = None
+    target_xid_horizon: int | None = None
+    """v4's transaction id horizon (:attr:`V4Database.xid_horizon`) at the final switch, with
+    no transaction in progress: while it is unchanged, nothing committed after the switch."""
     frozen_at: float | None = None
+    frozen_roles: tuple[tuple[str, int], ...] = ()
+    """The roles the freeze blocked, each with its connection limit before the freeze (what
+    the thaw puts back)."""
     v4_last_seen: V4LastSeen | None = None
 
     def with_v4_seen(self, v4db: V4Database) -> Marks:
@@ -442,13 +458,23 @@ class Marks(Observed):
             last is not None
             and (last.timeline, int(last.lsn)) >= (v4db.timeline, int(v4db.current_lsn))
             and (last.system_id == v4db.system_id or v4db.system_id is None)
+            and (last.xid_horizon or 0) >= (v4db.xid_horizon or 0)
         ):
             return self
+        newer = last is None or (v4db.timeline, int(v4db.current_lsn)) > (
+            last.timeline,
+            int(last.lsn),
+        )
+        lsn, timeline = (
+            (v4db.current_lsn, v4db.timeline) if newer or last is None else (last.lsn, last.timeline)
+        )
         seen = V4LastSeen(
-            lsn=v4db.current_lsn,
-            timeline=v4db.timeline,
+            lsn=lsn,
+            timeline=timeline,
             system_id=v4db.system_id,
             at=v4db.observed_at,
+            xid_horizon=max(v4db.xid_horizon or 0, (last.xid_horizon or 0) if last else 0)
+            or None,
         )
         return replace(self, v4_last_seen=seen)
 
@@ -459,8 +485,12 @@ class Marks(Observed):
             data["targetLSN"] = str(self.target_lsn)
         if self.target_timeline is not None:
             data["targetTimeline"] = self.target_timeline
+        if self.target_xid_horizon is not None:
+            data["targetXidHorizon"] = str(self.target_xid_horizon)
         if self.frozen_at is not None:
             data["frozenAt"] = self.frozen_at
+        if self.frozen_roles:
+            data["frozenRoles"] = {role: limit for role, limit in self.frozen_roles}
         if self.v4_last_seen is not None:
             seen = self.v4_last_seen
             data["v4LastSeen"] = {
@@ -470,6 +500,8 @@ class Marks(Observed):
             }
             if seen.system_id is not None:
                 data["v4LastSeen"]["systemID"] = str(seen.system_id)
+            if seen.xid_horizon is not None:
+                data["v4LastSeen"]["xidHorizon"] = str(seen.xid_horizon)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -485,20 +517,28 @@ class Marks(Observed):
             seen = None
             if seen_data is not None:
                 system_id = seen_data.get("systemID")
+                horizon = seen_data.get("xidHorizon")
                 seen = V4LastSeen(
                     lsn=Lsn.parse(seen_data["lsn"]),
                     timeline=int(seen_data["timeline"]),
                     system_id=int(system_id) if system_id is not None else None,
                     at=float(seen_data.get("at", 0.0)),
+                    xid_horizon=int(horizon) if horizon is not None else None,
                 )
             target = data.get("targetLSN")
             timeline = data.get("targetTimeline")
+            target_horizon = data.get("targetXidHorizon")
             frozen = data.get("frozenAt")
+            roles = data.get("frozenRoles") or {}
+            if not isinstance(roles, dict):
+                raise TypeError("frozenRoles is not an object")
             return cls(
                 observed_at=observed_at,
                 target_lsn=Lsn.parse(target) if target is not None else None,
                 target_timeline=int(timeline) if timeline is not None else None,
+                target_xid_horizon=int(target_horizon) if target_horizon is not None else None,
                 frozen_at=float(frozen) if frozen is not None else None,
+                frozen_roles=tuple(sorted((str(r), int(n)) for r, n in roles.items())),
                 v4_last_seen=seen,
             )
         except (ValueError, TypeError, KeyError, AttributeError, LsnError) as exc:
@@ -525,9 +565,9 @@ class Thresholds:
     """With a backlog, the last successful archive must be more recent than this."""
     repo_quiet_seconds: float = 30.0
     """The repo has stopped growing when its newest v4 segment is older than this."""
-    frozen_tail_bytes: int = 1024
-    """After the freeze, v4's idle background records (running-xacts, a timed checkpoint)
-    may stand this far past the archived WAL without blocking promotion. 0 disables it."""
+    replay_window_seconds: float = 30.0
+    """Replay counts as advancing when v5's replay position moved within this many seconds:
+    a standby fed from the repo replays in bursts, one fetched segment at a time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -537,6 +577,8 @@ class Rates:
     write_bps: float | None = None
     archive_bps: float | None = None
     replay_bps: float | None = None
+    replay_moved_at: float | None = None
+    """When v5's replay position was last seen to move (``None``: not seen yet)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
