@@ -133,6 +133,12 @@ def build_console_parser() -> argparse.ArgumentParser:
         default=None,
         help="monitor mode: no key changes anything (for watchers; needs only get/list/watch)",
     )
+    parser.add_argument(
+        "--keymap",
+        metavar="FILE",
+        help="a YAML file mapping binding ids to keys, e.g. `freeze: F` (default: "
+        "$XDG_CONFIG_HOME/ivytui/keymap.yaml, else ~/.config/ivytui/keymap.yaml, if it exists)",
+    )
     return parser
 
 
@@ -221,7 +227,7 @@ def _dispatch(argv: list[str]) -> int:
     config = _config_from(args)
     from ivytui.tui.app import run_app
 
-    return run_app(config)
+    return run_app(config, keymap=args.keymap)
 
 
 def _status(args: argparse.Namespace) -> int:

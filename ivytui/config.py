@@ -12,6 +12,9 @@ interval: 2                  # seconds between polls
 read_only: false
 v4_database: {host: 127.0.0.1, port: 15432, user: postgres, password: ..., dbname: postgres}
 # or: v4_database: {dsn: "postgresql://..."}
+# or a monitor role whose password is in a Secret (keys `password`, optionally `username`),
+# the address still discovered from the cluster:
+#     v4_database: {user: ivytui_monitor, secret: hippo-ivytui-monitor}
 v5_database: {host: 127.0.0.1, port: 25432}
 repo:                        # override what is read from the v4 object
   storage: s3                # s3 | gcs
@@ -49,18 +52,26 @@ from typing import Any
 from ivytui.errors import ConfigError
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+SECRET_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+"""A Secret's name is a DNS subdomain: dots allowed, at most 253 characters."""
 
 
 @dataclass(frozen=True)
 class DatabaseTarget:
-    """How to reach one PostgreSQL server; empty fields are discovered from the cluster."""
+    """How to reach one PostgreSQL server; empty fields are discovered from the cluster.
 
-    dsn: str = ""
+    ``secret`` names a Kubernetes Secret in the cluster's namespace holding the password of the
+    role to connect as (key ``password``; key ``username`` when ``user`` is not given) — a
+    ``pg_monitor`` role for a monitor, instead of the superuser's Secret.
+    """
+
+    dsn: str = field(default="", repr=False)
     host: str = ""
     port: int = 0
     user: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     dbname: str = ""
+    secret: str = ""
 
     @property
     def explicit(self) -> bool:
@@ -141,6 +152,7 @@ def _section(cls: type[Any], node: Any, path: str, where: str) -> Any:
         raise ConfigError(f"{where} line {_line_of(node)}: {path or 'the file'} must be a mapping")
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     for key_node, value_node in node.value:
         key = str(key_node.value)
         if key not in known:
@@ -151,6 +163,7 @@ def _section(cls: type[Any], node: Any, path: str, where: str) -> Any:
         f = known[key]
         ftype = str(f.type)
         line = _line_of(value_node)
+        lines[key] = line
         if ftype in ("DatabaseTarget", "RepoOverride", "Thresholds", "FlavorOverrides"):
             sub = {
                 "DatabaseTarget": DatabaseTarget,
@@ -165,7 +178,39 @@ def _section(cls: type[Any], node: Any, path: str, where: str) -> Any:
             values[key] = _coerce(ftype, value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} line {line}: {path + key}: {exc}") from None
+    if cls is DatabaseTarget:
+        _check_target(values, lines, path, where, _line_of(node))
     return cls(**values)
+
+
+def _check_target(
+    values: Mapping[str, Any], lines: Mapping[str, int], path: str, where: str, start: int
+) -> None:
+    """A database target's values that cannot work, with the line of the one to fix."""
+
+    def fail(key: str, words: str) -> ConfigError:
+        return ConfigError(f"{where} line {lines.get(key, start)}: {path + key}: {words}")
+
+    port = values.get("port")
+    if port is not None and not 0 < port < 65536:
+        raise fail("port", f"expected a port from 1 to 65535, got {port}")
+    secret = values.get("secret")
+    if secret is not None:
+        if not SECRET_NAME_RE.match(secret):
+            raise fail(
+                "secret",
+                f"{secret!r} is not a valid Secret name "
+                "(lower case letters, digits, '-' and '.', at most 253 characters)",
+            )
+        if values.get("password"):
+            raise fail("password", "give the password or the Secret that holds it, not both")
+    dsn = values.get("dsn")
+    if dsn is not None:
+        if not dsn.startswith(("postgresql://", "postgres://")):
+            raise fail("dsn", "expected a postgresql:// URL")
+        others = sorted(k for k in values if k != "dsn")
+        if others:
+            raise fail(others[0], "a DSN says everything: give either dsn or the other keys")
 
 
 def _coerce(ftype: str, value: Any) -> Any:

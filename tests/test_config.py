@@ -90,3 +90,51 @@ def test_the_cli_says_which_line_and_exits_2(tmp_path: Path) -> None:
     assert "line" in out.stderr and str(path) in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_monitor_role_is_a_user_and_the_secret_with_its_password(tmp_path: Path) -> None:
+    cfg = load_file(
+        write(
+            tmp_path,
+            "cluster: hippo\n"
+            "v4_database: {user: ivytui_monitor, secret: hippo-ivytui-monitor}\n"
+            "v5_database:\n"
+            "  secret: hippo-ivytui-monitor\n",
+        )
+    )
+    assert cfg.v4_database.user == "ivytui_monitor"
+    assert cfg.v4_database.secret == "hippo-ivytui-monitor"
+    assert cfg.v4_database.password == "" and not cfg.v4_database.explicit
+    assert cfg.v5_database.secret == "hippo-ivytui-monitor" and cfg.v5_database.user == ""
+
+
+def test_a_monitor_dsn_is_read(tmp_path: Path) -> None:
+    dsn = "postgresql://ivytui_monitor:pw@127.0.0.1:5432/postgres"
+    cfg = load_file(write(tmp_path, f"v4_database:\n  dsn: {dsn!r}\n"))
+    assert cfg.v4_database.dsn == dsn and cfg.v4_database.explicit
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("cluster: hippo\nv4_database:\n  user: m\n  secret: Bad_Name\n", 4, "v4_database.secret"),
+        (
+            "v5_database:\n  user: m\n  secret: s\n  password: pw\n",
+            4,
+            "password or the Secret",
+        ),
+        ("v4_database:\n  host: h\n  port: 70000\n", 3, "v4_database.port"),
+        ("v4_database:\n  dsn: 'host=x user=y'\n", 2, "postgresql:// URL"),
+        ("v4_database:\n  dsn: 'postgresql://x/y'\n  secret: s\n", 3, "either dsn"),
+        ("v4_database:\n  secrets: s\n", 2, "unknown setting 'v4_database.secrets'"),
+        ("v4_database:\n  secret: [a]\n", 2, "expected a string"),
+    ],
+)
+def test_a_wrong_database_target_names_its_line(
+    tmp_path: Path, text: str, line: int, words: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_file(write(tmp_path, text))
+    assert f"line {line}:" in str(err.value)
+    assert words in str(err.value)
+    assert "pw" not in str(err.value).replace(str(tmp_path), "")

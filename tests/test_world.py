@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,6 +18,8 @@ import pytest
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.rest import ApiException
 
+from ivytui.sandbox import control
+from ivytui.sandbox.load import CarelessWriter
 from tests.conftest import RunningWorld
 
 pytestmark = pytest.mark.world
@@ -74,7 +79,9 @@ def test_kubectl_sees_the_v4_cluster_its_pods_and_the_v5_standby(world: RunningW
         )
     )["items"]
     leader = [
-        p for p in v5pods if p["metadata"]["labels"].get("ivory-operator.ivorysql.org/role") == "master"
+        p
+        for p in v5pods
+        if p["metadata"]["labels"].get("ivory-operator.ivorysql.org/role") == "master"
     ]
     assert leader, v5pods
     ready = {c["type"]: c["status"] for c in leader[0]["status"]["conditions"]}
@@ -242,3 +249,124 @@ def test_up_into_a_directory_that_runs_a_world_is_refused(world: RunningWorld) -
     assert len(lines) == 1 and "already runs a world" in lines[0], out.stderr
     assert "Traceback" not in out.stderr
     assert world.refresh()["ready"] is True
+
+
+def test_the_monitor_and_app_roles_exist_and_the_monitor_secret_outlives_v4(
+    world: RunningWorld,
+) -> None:
+    name = f"{world.cluster}-ivytui-monitor"
+    assert world.state["monitor"] == {"user": "ivytui_monitor", "secret": name}
+    secret = json.loads(kubectl(world, "get", "secret", name, "-o", "json"))
+    assert set(secret["data"]) == {"username", "password"}
+    # Not the v4 operator's: retiring v4 (which removes pg-cluster=<c>) leaves it.
+    assert "pg-cluster" not in (secret["metadata"].get("labels") or {})
+    env = (world.dir / "env").read_text()
+    assert "export SANDBOX_MONITOR_USER=ivytui_monitor\n" in env
+    assert f"export SANDBOX_MONITOR_SECRET={name}\n" in env
+
+
+async def test_the_roles_were_in_the_backup_the_standby_was_restored_from(
+    world: RunningWorld,
+) -> None:
+    v5 = await asyncpg.connect(world.v5_dsn())
+    try:
+        rows = await v5.fetch(
+            "SELECT rolname, rolsuper, rolcanlogin,"
+            " pg_has_role(rolname, 'pg_monitor', 'MEMBER') AS monitor,"
+            " has_table_privilege(rolname, 'app_rows', 'INSERT') AS inserts"
+            " FROM pg_roles WHERE rolname IN ('ivytui_monitor', 'app') ORDER BY 1"
+        )
+    finally:
+        await v5.close()
+    assert [tuple(r) for r in rows] == [
+        ("app", False, True, False, True),
+        ("ivytui_monitor", False, True, True, False),
+    ]
+
+
+def _app_dsn(w: RunningWorld, port: int | None = None) -> str:
+    app = w.state["app"]
+    return f"postgresql://{app['user']}:{app['password']}@127.0.0.1:{port or w.state['v4']['port']}/postgres"
+
+
+async def test_the_careless_writer_writes_through_a_freeze_and_retries_through_errors(
+    world: RunningWorld,
+) -> None:
+    su = await asyncpg.connect(world.v4_dsn)
+    await su.execute("SET default_transaction_read_only = off")  # ours, through the freeze
+    sessions_sql = "SELECT sessions FROM pg_stat_database WHERE datname = 'postgres'"
+    try:
+        sessions_before = await su.fetchval(sessions_sql)
+        earlier = len(control.read_acked(Path(world.state["careless"]["acked_file"])))
+        status = await asyncio.to_thread(control.careless_start, world.dir, 0.05)
+        assert status["running"] and status["interval"] == 0.05
+        start = time.monotonic()
+        while (await asyncio.to_thread(control.careless_status, world.dir))["acked"] < 20:
+            assert time.monotonic() - start < 15, "20 rows did not come in 15 s"
+            await asyncio.sleep(0.1)
+        # The freeze's default is no obstacle: each session turns it off.
+        await su.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        await su.execute("SELECT pg_reload_conf()")
+        acked = (await asyncio.to_thread(control.careless_status, world.dir))["acked"]
+        await asyncio.sleep(0.5)
+        assert (await asyncio.to_thread(control.careless_status, world.dir))["acked"] > acked
+        # A connection limit is: it is refused, and keeps trying.
+        await su.execute("ALTER ROLE app CONNECTION LIMIT 0")
+        await asyncio.sleep(0.5)
+        blocked = await asyncio.to_thread(control.careless_status, world.dir)
+        await asyncio.sleep(0.5)
+        still = await asyncio.to_thread(control.careless_status, world.dir)
+        assert still["acked"] == blocked["acked"]
+        assert still["errors"].get("too_many_connections", 0) > 0
+        await su.execute("ALTER ROLE app CONNECTION LIMIT -1")
+        await asyncio.sleep(0.5)
+        after = await asyncio.to_thread(control.careless_status, world.dir)
+        assert after["acked"] > still["acked"] and after["last_error"] is None
+        final = await asyncio.to_thread(control.careless_stop, world.dir)
+        assert not final["running"]
+        # A new session per row, on v4.
+        assert await su.fetchval(sessions_sql) - sessions_before >= final["acked"]
+        assert final["last_commit"]["target"] == "v4"
+    finally:
+        await su.execute("ALTER ROLE app CONNECTION LIMIT -1")
+        await su.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        await su.execute("SELECT pg_reload_conf()")
+        await asyncio.to_thread(control.careless_stop, world.dir)
+    try:
+        ids = control.read_acked(Path(final["acked_file"]))[earlier:]
+        commits = control.read_commits(Path(final["commits_file"]))[earlier:]
+        assert len(ids) == final["acked"] and ids == sorted(set(ids))
+        assert [c[0] for c in commits] == ids
+        assert all(b[1] >= a[1] for a, b in itertools.pairwise(commits))
+        present = {r["id"] for r in await su.fetch("SELECT id FROM app_rows")}
+        assert set(ids) <= present
+        # Stopped means stopped.
+        count = len(present)
+        await asyncio.sleep(0.3)
+        assert await su.fetchval("SELECT count(*) FROM app_rows") == count
+    finally:
+        await su.close()
+
+
+async def test_the_careless_writer_falls_through_to_the_next_target(
+    world: RunningWorld, tmp_path: Path
+) -> None:
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    targets = [("nowhere", _app_dsn(world, closed)), ("v4", _app_dsn(world))]
+    writer = CarelessWriter(lambda: targets, tmp_path / "acked.txt", interval=0.1)
+    assert world.state["app"]["password"] not in repr(writer)
+    writer.start()
+    try:
+        start = time.monotonic()
+        while writer.acked < 3:
+            assert time.monotonic() - start < 10, writer.status()
+            await asyncio.sleep(0.05)
+    finally:
+        await writer.stop()
+    assert not writer.running
+    assert writer.errors["connection_refused"] >= 3
+    assert {c.target for c in writer.commits} == {"v4"}
+    assert control.read_acked(tmp_path / "acked.txt") == [c.id for c in writer.commits]

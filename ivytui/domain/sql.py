@@ -191,7 +191,44 @@ def grant_problems(flavor: Flavor, row: Mapping[str, object]) -> tuple[str, ...]
 # Step 3: freeze, final WAL switch, thaw
 
 
-def _terminate_sessions(spare_applications: Sequence[str]) -> str:
+SPARED_APPLICATIONS: tuple[str, ...] = ("ivytui-monitor", "ivytui-driver")
+"""The sessions a freeze never ends: ivytui's own (the read-only monitors and the driver)."""
+
+
+def blockable_roles_sql(spare_roles: Sequence[str] = ()) -> str:
+    """The login roles a freeze blocks, with their connection limit now: every role that may
+    log in and is not a superuser (a connection limit does not hold a superuser back), except
+    the session's own role, PostgreSQL's ``pg_*`` roles and ``spare_roles``."""
+    spared = ""
+    if spare_roles:
+        spared = " AND rolname NOT IN (" + ", ".join(quote_literal(r) for r in spare_roles) + ")"
+    return (
+        "SELECT rolname, rolconnlimit FROM pg_roles\n"
+        "WHERE rolcanlogin AND NOT rolsuper AND rolname <> current_user\n"
+        f"  AND rolname !~ '^pg_'{spared}\n"
+        "ORDER BY rolname;"
+    )
+
+
+def block_role_statement(role: str) -> str:
+    """No new session of ``role`` can start (its open sessions are ended separately)."""
+    return f"ALTER ROLE {quote_ident(role)} CONNECTION LIMIT 0;"
+
+
+def restore_role_statement(role: str, limit: int) -> str:
+    """``role``'s connection limit as it was before the freeze (-1: no limit)."""
+    return f"ALTER ROLE {quote_ident(role)} CONNECTION LIMIT {int(limit)};"
+
+
+def terminate_sessions_sql(
+    roles: Sequence[str] | None, *, spare_applications: Sequence[str] = SPARED_APPLICATIONS
+) -> str:
+    """End client sessions, one row per session: those of ``roles`` (``None``: every client
+    session but this one), except ``spare_applications``."""
+    who = ""
+    if roles is not None:
+        names = ", ".join(quote_literal(r) for r in roles) or "NULL"
+        who = f"\n  AND usename IN ({names})"
     spared = ""
     if spare_applications:
         names = ", ".join(quote_literal(name) for name in spare_applications)
@@ -200,51 +237,87 @@ def _terminate_sessions(spare_applications: Sequence[str]) -> str:
         "SELECT pid, usename, application_name, pg_terminate_backend(pid) AS terminated\n"
         "FROM pg_stat_activity\n"
         "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        f" AND datname IS NOT NULL{spared};"
+        f" AND datname IS NOT NULL{who}{spared};"
     )
 
 
 def freeze_statements(
-    terminate_sessions: bool, *, spare_applications: Sequence[str] = ()
+    terminate_sessions: bool,
+    roles: Sequence[str],
+    *,
+    spare_applications: Sequence[str] = SPARED_APPLICATIONS,
 ) -> tuple[str, ...]:
-    """Step 3's freeze of v4, one statement each (see :func:`freeze_sql`)."""
+    """Step 3's freeze of v4, one statement each, in the order they run (see
+    :func:`freeze_sql`). The same call makes the preview and the run."""
     statements = [
         "ALTER SYSTEM SET default_transaction_read_only = on;",
         "SELECT pg_reload_conf();",
+        *(block_role_statement(role) for role in roles),
     ]
+    if roles:
+        statements.append(terminate_sessions_sql(roles, spare_applications=spare_applications))
     if terminate_sessions:
-        statements.append(_terminate_sessions(spare_applications))
+        statements.append(terminate_sessions_sql(None, spare_applications=spare_applications))
     return tuple(statements)
 
 
-def freeze_sql(terminate_sessions: bool, *, spare_applications: Sequence[str] = ()) -> str:
-    """Make v4 refuse writes: every new transaction starts read-only after the reload.
+def freeze_sql(
+    terminate_sessions: bool,
+    roles: Sequence[str],
+    *,
+    spare_applications: Sequence[str] = SPARED_APPLICATIONS,
+) -> str:
+    """Make v4 refuse writes, and keep it so.
+
+    ``default_transaction_read_only`` is only a default: a client may ``SET`` it off in its own
+    session or ask for ``BEGIN READ WRITE``. So every login role that is not a superuser (and
+    not ivytui's own) gets ``CONNECTION LIMIT 0`` — no new session of theirs can start — and
+    their open sessions are ended; with ``terminate_sessions`` every other client session is
+    ended too (superusers' included; ``spare_applications`` — ivytui's own — are left alone).
 
     ``ALTER SYSTEM`` cannot run inside a transaction block — nor in a string of several
-    statements sent at once, which PostgreSQL also runs as one block — so the executor must
-    send the statements of :func:`freeze_statements` one by one, outside any transaction.
-
-    Sessions already open keep a transaction they are in, and a client may still ask for a
-    read-write transaction explicitly; with ``terminate_sessions`` every other client session
-    is ended (``spare_applications``: application names left alone, such as the read-only
-    monitor's), one row per session.
+    statements sent at once, which PostgreSQL also runs as one block — so the executor sends
+    the statements of :func:`freeze_statements` one by one, outside any transaction.
     """
-    return "\n".join(freeze_statements(terminate_sessions, spare_applications=spare_applications))
+    return "\n".join(
+        freeze_statements(terminate_sessions, roles, spare_applications=spare_applications)
+    )
 
 
-def thaw_statements() -> tuple[str, ...]:
-    """Undo the freeze, one statement each (see :func:`thaw_sql`)."""
-    return ("ALTER SYSTEM RESET default_transaction_read_only;", "SELECT pg_reload_conf();")
+def thaw_statements(frozen_roles: Sequence[tuple[str, int]] = ()) -> tuple[str, ...]:
+    """Undo the freeze, one statement each (see :func:`thaw_sql`): the setting reset and each
+    blocked role's connection limit put back as it was."""
+    return (
+        "ALTER SYSTEM RESET default_transaction_read_only;",
+        "SELECT pg_reload_conf();",
+        *(restore_role_statement(role, limit) for role, limit in frozen_roles),
+    )
 
 
-def thaw_sql() -> str:
+def thaw_sql(frozen_roles: Sequence[tuple[str, int]] = ()) -> str:
     """Let v4 take writes again (before step 4 only).
 
     ``ALTER SYSTEM`` cannot run inside a transaction block: the executor sends the statements
     of :func:`thaw_statements` one by one. They work from a session that the freeze made
     read-only.
     """
-    return "\n".join(thaw_statements())
+    return "\n".join(thaw_statements(frozen_roles))
+
+
+HORIZON_COLUMN = "xid_horizon"
+IN_PROGRESS_COLUMN = "xids_in_progress"
+
+
+def horizon_sql() -> str:
+    """One row: v4's transaction id horizon (one past the newest finished xid), how many xids
+    are in progress, and the current LSN. The horizon moves only when a transaction that wrote
+    ends: background WAL (running-xacts, checkpoints) leaves it where it is."""
+    return (
+        f"SELECT txid_snapshot_xmax(s)::text AS {HORIZON_COLUMN},\n"
+        f"  (SELECT count(*) FROM txid_snapshot_xip(s))::int AS {IN_PROGRESS_COLUMN},\n"
+        "  pg_current_wal_lsn()::text AS lsn\n"
+        "FROM txid_current_snapshot() AS s;"
+    )
 
 
 SWITCH_LSN_COLUMN = "switch_lsn"
@@ -256,7 +329,10 @@ def switch_statements() -> tuple[str, ...]:
     return (
         "CHECKPOINT;",
         f"SELECT s.lsn::text AS {SWITCH_LSN_COLUMN}, pg_walfile_name(s.lsn) AS "
-        f"{SWITCH_WALFILE_COLUMN} FROM pg_switch_wal() AS s(lsn);",
+        f"{SWITCH_WALFILE_COLUMN},\n"
+        f"  txid_snapshot_xmax(x)::text AS {HORIZON_COLUMN},\n"
+        f"  (SELECT count(*) FROM txid_snapshot_xip(x))::int AS {IN_PROGRESS_COLUMN}\n"
+        "FROM pg_switch_wal() AS s(lsn), txid_current_snapshot() AS x;",
     )
 
 
@@ -264,7 +340,9 @@ def switch_sql() -> str:
     """``CHECKPOINT``, then close the current WAL segment so that v4 archives it.
 
     The second statement returns one row: ``switch_lsn`` (the end of the switch, as text) and
-    ``walfile``, the segment it closed — the one the repo must hold before promotion. Both run
+    ``walfile``, the segment it closed — the one the repo must hold before promotion — and the
+    transaction id horizon of the statement's snapshot (taken before the switch, so any commit
+    after the switch moves the live horizon past it) with the xids then in progress. Both run
     in a read-only session; ``CHECKPOINT`` needs a superuser (or ``pg_checkpoint`` on
     PostgreSQL 15 and later). Send them one by one.
     """

@@ -19,7 +19,7 @@ import shutil
 import struct
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,8 @@ class RepoTarget:
     port: int
     bucket: str = "hippo"
     region: str = REGION
-    access_key: str = ACCESS_KEY
-    secret_key: str = SECRET_KEY
+    access_key: str = field(default=ACCESS_KEY, repr=False)
+    secret_key: str = field(default=SECRET_KEY, repr=False)
     repo_path: str = DEFAULT_REPO_PATH
     uri_style: str = "path"
     verify_tls: bool | Path = False

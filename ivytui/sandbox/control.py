@@ -1,4 +1,5 @@
-"""`ivytui sandbox up|down|status`: start the world in the background, inspect it, stop it by pid."""
+"""`ivytui sandbox up|down|status`: start the world in the background, inspect it, stop it by pid;
+and the helpers a test uses to drive a running world's supervisor (`endpoints.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -315,3 +319,74 @@ def status(directory: Path) -> tuple[dict[str, Any], list[tuple[str, str, str]]]
         ok = alive(v5.get("pid")) and listening(v5.get("port"))
         rows.append((f"v5 postgres {name}", where, "up" if ok else "down"))
     return state, rows
+
+
+# --------------------------------------------------------------------------------------------
+# The supervisor's control endpoints, from outside
+
+
+def supervisor_request(
+    directory: Path, method: str, path: str, *, query: dict[str, Any] | None = None
+) -> Any:
+    """One request to a running world's control endpoints (``/_sandbox/...``); its JSON."""
+    state = running(directory.resolve())
+    if state is None or not state.get("kube_url"):
+        raise SandboxError(f"no running world in {directory}")
+    url = f"{state['kube_url']}{path}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    data = b"{}" if method == "POST" else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            words = json.loads(exc.read()).get("error") or exc.reason
+        except (ValueError, AttributeError):
+            words = exc.reason
+        raise SandboxError(f"{method} {path}: {exc.code} {words}") from None
+
+
+def careless_start(directory: Path, interval: float) -> dict[str, Any]:
+    """Start the careless application writer (``load.CarelessWriter``): one row every
+    ``interval`` seconds as role ``app``, a new session per row; restarted at the new rate if it
+    runs. Its status: ``acked``, ``errors``, ``last_commit``, ``acked_file``, ``commits_file``."""
+    result: dict[str, Any] = supervisor_request(
+        directory, "POST", "/_sandbox/careless/start", query={"interval": interval}
+    )
+    return result
+
+
+def careless_stop(directory: Path) -> dict[str, Any]:
+    """Stop the careless writer; its final status."""
+    result: dict[str, Any] = supervisor_request(directory, "POST", "/_sandbox/careless/stop")
+    return result
+
+
+def careless_status(directory: Path) -> dict[str, Any]:
+    result: dict[str, Any] = supervisor_request(directory, "GET", "/_sandbox/careless")
+    return result
+
+
+def read_acked(path: Path) -> list[int]:
+    """The acknowledged ids in an acked file (one a line)."""
+    try:
+        return [int(x) for x in path.read_text().split() if x.isdigit()]
+    except FileNotFoundError:
+        return []
+
+
+def read_commits(path: Path) -> list[tuple[int, float, str]]:
+    """The careless writer's commits file: ``(id, acknowledged at, target)`` per row."""
+    out: list[tuple[int, float, str]] = []
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[0].isdigit():
+            out.append((int(parts[0]), float(parts[1]), parts[2]))
+    return out

@@ -308,6 +308,25 @@ def v4_repo_labels(cluster: str) -> dict[str, str]:
     }
 
 
+def repo_conf(storage: str, access_key: str, secret_key: str) -> dict[str, str]:
+    """The data of the pgBackRest ``configuration`` Secret a v5 standby names."""
+    if storage == "gcs":
+        return {"gcs.conf": "[global]\nrepo1-gcs-key-type=token\n"}
+    return {"s3.conf": (f"[global]\nrepo1-s3-key={access_key}\nrepo1-s3-key-secret={secret_key}\n")}
+
+
+def parse_backrest_conf(secret: dict[str, Any]) -> dict[str, str]:
+    """Every ``key=value`` of every file in a pgBackRest configuration Secret."""
+    out: dict[str, str] = {}
+    for value in (secret.get("data") or {}).values():
+        text = base64.b64decode(value).decode(errors="replace")
+        for line in text.splitlines():
+            if "=" in line and not line.lstrip().startswith(("#", "[")):
+                k, v = line.split("=", 1)
+                out[k.strip()] = v.strip()
+    return out
+
+
 def v5_standby_manifest(
     flavor: SandboxFlavor,
     *,

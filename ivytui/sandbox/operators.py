@@ -151,12 +151,15 @@ class V4Operator(Controller):
         common = {"vendor": "crunchydata", "pg-cluster": c}
         if w.opts.storage == "gcs":
             repo_keys = {
-                "gcs-key": json.dumps({"type": "authorized_user", "token": w.s3_secret_key})
+                "gcs-key": json.dumps({"type": "authorized_user", "token": w.objstore.secret_key})
             }
         else:
-            repo_keys = {"aws-s3-key": w.s3_access_key, "aws-s3-key-secret": w.s3_secret_key}
-        if w.s3_ca_pem:
-            repo_keys["aws-s3-ca.crt"] = w.s3_ca_pem
+            repo_keys = {
+                "aws-s3-key": w.objstore.access_key,
+                "aws-s3-key-secret": w.objstore.secret_key,
+            }
+        if w.objstore.ca_pem:
+            repo_keys["aws-s3-ca.crt"] = w.objstore.ca_pem
         self.put(
             "secrets",
             ob.secret(f"{c}-backrest-repo-config", self.ns, common, repo_keys),
@@ -460,7 +463,7 @@ class V5Operator(Controller):
                     f"Secret {sname!r} referenced in spec.backups.pgbackrest.configuration not found",
                 )
                 return None
-            creds.update(self.world.parse_backrest_conf(sec))
+            creds.update(ob.parse_backrest_conf(sec))
         if not await self.world.repo_has_stanza(path):
             self._fail(
                 obj,

@@ -2,44 +2,49 @@
 
 `World` runs inside one supervisor process (see `daemon.py`); PostgreSQL servers and the S3 server
 are child processes whose pids are recorded in `world.json`, so that `sandbox down` can stop every
-one of them even if the supervisor is gone.
+one of them even if the supervisor is gone. Its control endpoints are in `endpoints.py`.
+
+Besides the superuser, v4 gets two roles before the full backup (so that the v5 standby, restored
+from it, has them too):
+
+- ``ivytui_monitor`` — ``LOGIN``, ``IN ROLE pg_monitor``, nothing else: what a monitor console
+  connects as; its password is in the Secret ``<cluster>-ivytui-monitor`` (``username``,
+  ``password``), which is not the v4 operator's (it outlives the v4 cluster);
+- ``app`` — an application's role: ``SELECT``, ``INSERT`` on its own table ``app_rows`` and
+  ``USAGE`` on schema ``public``; the careless writer (`load.CarelessWriter`) writes as it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from ivytui.errors import SandboxError
 from ivytui.sandbox import backrest as br
 from ivytui.sandbox import objects as ob
 from ivytui.sandbox import pg as pgmod
-from ivytui.sandbox import s3server
-from ivytui.sandbox.gcsserver import TOKEN as GCS_TOKEN
-from ivytui.sandbox.gcsserver import GcsServer
-from ivytui.sandbox.kubeapi import (
-    KubeAPIServer,
-    KubeStore,
-    crd_manifest,
-    write_kubeconfig,
+from ivytui.sandbox.endpoints import add_control_routes
+from ivytui.sandbox.kubeapi import KubeAPIServer, KubeStore, crd_manifest, write_kubeconfig
+from ivytui.sandbox.load import (
+    APP_ROLE,
+    APP_TABLE,
+    MONITOR_ROLE,
+    CarelessWriter,
+    WriteLoad,
+    roles_sql,
+    sql_literal,
 )
-from ivytui.sandbox.load import WriteLoad
+from ivytui.sandbox.objectstore import ObjectStore
 from ivytui.sandbox.operators import V4Operator, V5Operator
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,8 @@ PROGRESS_FILE = "progress.jsonl"
 ENV_FILE = "env"
 KUBECONFIG_FILE = "kubeconfig"
 ACKED_FILE = "load-acked.txt"
+CARELESS_ACKED_FILE = "careless-acked.txt"
+CARELESS_COMMITS_FILE = "careless-commits.tsv"
 
 Progress = Callable[[str, float], None]
 
@@ -95,15 +102,13 @@ class World:
         self.repo_path = f"/backrestrepo/{self.cluster}-backrest-shared-repo"
         self.superuser_password = secrets.token_urlsafe(12)
         self.v4_users = {"postgres": self.superuser_password, "testuser": secrets.token_urlsafe(12)}
-        self.s3_access_key = s3server.ACCESS_KEY
-        self.s3_secret_key = s3server.SECRET_KEY
-        self.s3_region = s3server.REGION
-        self.s3_ca_pem = ""
-        self.s3_port = 0
+        self.monitor_password = secrets.token_urlsafe(12)
+        self.app_password = secrets.token_urlsafe(12)
+        self.objstore = ObjectStore(
+            self.dir, storage=self.opts.storage, bucket=self.bucket, port=self.opts.s3_port
+        )
         self.store = KubeStore()
         self.api: KubeAPIServer | None = None
-        self.s3_proc: subprocess.Popen[bytes] | None = None
-        self.gcs: GcsServer | None = None
         self.pg_root: Path | None = None
         self.bindir: Path | None = None
         self.pg_major = 0
@@ -115,6 +120,7 @@ class World:
         self.backrest_bin: str | None = None
         self.archiver: br.BuiltinArchiver | None = None
         self.load: WriteLoad | None = None
+        self.careless: CarelessWriter | None = None
         self.v4_operator: V4Operator | None = None
         self.v5_operator: V5Operator | None = None
         self.started_at = time.time()
@@ -124,16 +130,16 @@ class World:
 
     @property
     def s3_endpoint(self) -> str:
-        return f"127.0.0.1:{self.s3_port}"
+        return self.objstore.endpoint
 
     def target(self) -> br.RepoTarget:
         return br.RepoTarget(
             host="127.0.0.1",
-            port=self.s3_port,
+            port=self.objstore.port,
             bucket=self.bucket,
-            region=self.s3_region,
-            access_key=self.s3_access_key,
-            secret_key=self.s3_secret_key,
+            region=self.objstore.region,
+            access_key=self.objstore.access_key,
+            secret_key=self.objstore.secret_key,
             repo_path=self.repo_path,
             uri_style="path",
             verify_tls=False,
@@ -148,7 +154,7 @@ class World:
             port=self.v4_port,
             bucket=self.bucket,
             endpoint=self.s3_endpoint,
-            region=self.s3_region,
+            region=self.objstore.region,
             repo_path=self.repo_path,
             storage=self.opts.storage,
             uri_style="path",
@@ -184,12 +190,9 @@ class World:
             self.pg_root = pgmod.make_pg_root()
             self._write_state()
 
-            if self.opts.storage == "gcs":
-                step(f"starting the GCS emulator (TLS, bucket {self.bucket})")
-                await self._start_gcs()
-            else:
-                step(f"starting the S3 server (TLS, bucket {self.bucket})")
-                await self._start_s3()
+            what = "the GCS emulator" if self.objstore.is_gcs else "the S3 server"
+            step(f"starting {what} (TLS, bucket {self.bucket})")
+            await self.objstore.start()
             self._write_state()
 
             step("starting the Kubernetes API emulator")
@@ -240,6 +243,8 @@ class World:
                 await op.stop()
         if self.load is not None:
             await self.load.stop()
+        if self.careless is not None:
+            await self.careless.stop()
         for inst in list(self.v5.values()):
             with contextlib.suppress(Exception):
                 await inst.server.stop("immediate")
@@ -252,77 +257,14 @@ class World:
         if self.api is not None:
             with contextlib.suppress(Exception):
                 await self.api.stop()
-        if self.gcs is not None:
-            await asyncio.to_thread(self.gcs.stop)
-        if self.s3_proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self.s3_proc.terminate()
-            try:
-                await asyncio.to_thread(self.s3_proc.wait, 5)
-            except subprocess.TimeoutExpired:
-                self.s3_proc.kill()
+        await self.objstore.stop()
         if self.pg_root is not None:
             shutil.rmtree(self.pg_root, ignore_errors=True)
         self._write_state(stopped=True)
 
-    async def _start_s3(self) -> None:
-        cert, key = s3server.make_tls(self.dir / "tls")
-        self.s3_ca_pem = cert.read_text()
-        ready = self.dir / "s3.ready"
-        ready.unlink(missing_ok=True)
-        log_fh = (self.dir / "s3.log").open("ab")
-        self.s3_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ivytui.sandbox.s3server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.opts.s3_port),
-                "--cert",
-                str(cert),
-                "--key",
-                str(key),
-                "--bucket",
-                self.bucket,
-                "--ready-file",
-                str(ready),
-                "--exit-with-parent",
-                str(os.getpid()),
-            ],
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log_fh.close()
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if self.s3_proc.poll() is not None:
-                tail = (self.dir / "s3.log").read_text(errors="replace").strip().splitlines()
-                raise SandboxError(
-                    f"the S3 server did not start: {tail[-1] if tail else 'no output'}"
-                )
-            if time.monotonic() > deadline:
-                raise SandboxError("the S3 server did not start within 30 s (see s3.log)")
-            await asyncio.sleep(0.05)
-        info = json.loads(ready.read_text())
-        self.s3_port = int(info["port"])
-
-    async def _start_gcs(self) -> None:
-        cert, key = s3server.make_tls(self.dir / "tls")
-        self.s3_ca_pem = cert.read_text()
-        self.s3_port = self.opts.s3_port or pgmod.free_port()
-        self.s3_access_key = ""
-        self.s3_secret_key = GCS_TOKEN
-        self.gcs = GcsServer(
-            self.dir / "gcs-data", port=self.s3_port, cert=cert, key=key, bucket=self.bucket
-        )
-        await self.gcs.start()
-
     async def _start_api(self) -> None:
         self.api = KubeAPIServer(self.store, port=self.opts.kube_port)
-        self._add_control_routes(self.api.app)
+        add_control_routes(self.api.app, self)
         await self.api.start()
         write_kubeconfig(self.dir / KUBECONFIG_FILE, self.api.url, namespace=self.namespace)
 
@@ -342,11 +284,53 @@ class World:
         self.store.create(
             key, crd_manifest(f.group, f.version, f.plural, f.kind, short_names=f.short_names)
         )
+        # Not the v4 operator's (no pg-cluster label): it stays when v4 is retired.
+        self.store.create(
+            "secrets",
+            ob.secret(
+                self.monitor_secret,
+                self.namespace,
+                {"app.kubernetes.io/part-of": "ivytui-sandbox"},
+                {"username": MONITOR_ROLE, "password": self.monitor_password},
+            ),
+            namespace=self.namespace,
+        )
 
     # ---- PostgreSQL ---------------------------------------------------------------------------
 
     def v4_dsn(self) -> str:
         return f"postgresql://postgres:{self.superuser_password}@127.0.0.1:{self.v4_port}/postgres"
+
+    @property
+    def monitor_secret(self) -> str:
+        return f"{self.cluster}-ivytui-monitor"
+
+    def app_targets(self) -> list[tuple[str, str]]:
+        """Where the careless application writes, as role ``app``: v4, then each v5."""
+        auth = f"{APP_ROLE}:{self.app_password}"
+        out: list[tuple[str, str]] = []
+        if self.v4 is not None and self.v4_port:
+            out.append(("v4", f"postgresql://{auth}@127.0.0.1:{self.v4_port}/postgres"))
+        for name, inst in list(self.v5.items()):
+            out.append((f"v5 {name}", f"postgresql://{auth}@127.0.0.1:{inst.server.port}/postgres"))
+        return out
+
+    async def careless_start(self, interval: float) -> CarelessWriter:
+        """Start the careless writer (again, at this rate, if it runs): ids go on from the file."""
+        await self.careless_stop()
+        self.careless = CarelessWriter(
+            self.app_targets,
+            self.dir / CARELESS_ACKED_FILE,
+            commits_file=self.dir / CARELESS_COMMITS_FILE,
+            interval=interval,
+        )
+        self.careless.start()
+        return self.careless
+
+    async def careless_stop(self) -> CarelessWriter | None:
+        if self.careless is not None:
+            await self.careless.stop()
+        return self.careless
 
     def _pg_settings(self, *, port: int) -> dict[str, str | int]:
         return {
@@ -376,7 +360,10 @@ class World:
             settings["archive_command"] = self.archiver.archive_command
         await self.v4.configure(settings)
         await self.v4.start()
-        await self.v4.psql(f"CREATE USER testuser PASSWORD '{self.v4_users['testuser']}'")
+        await self.v4.psql(
+            f"CREATE USER testuser PASSWORD {sql_literal(self.v4_users['testuser'])};\n"
+            + roles_sql(monitor_password=self.monitor_password, app_password=self.app_password)
+        )
 
     def _backrest_config(self, path: Path, server: pgmod.PgServer, base: Path) -> None:
         br.write_config(
@@ -421,36 +408,8 @@ class World:
             self.v4 = None
         self._write_state()
 
-    def parse_backrest_conf(self, secret: dict[str, Any]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for value in (secret.get("data") or {}).values():
-            text = base64.b64decode(value).decode(errors="replace")
-            for line in text.splitlines():
-                if "=" in line and not line.lstrip().startswith(("#", "[")):
-                    k, v = line.split("=", 1)
-                    out[k.strip()] = v.strip()
-        return out
-
     async def repo_has_stanza(self, repo_path: str) -> bool:
-        import aioboto3
-
-        key = f"{repo_path.strip('/')}/archive/db/archive.info"
-        if self.gcs is not None:
-            return await self.gcs.object_exists(key)
-        session = aioboto3.Session()
-        async with session.client(
-            "s3",
-            endpoint_url=f"https://{self.s3_endpoint}",
-            aws_access_key_id=self.s3_access_key,
-            aws_secret_access_key=self.s3_secret_key,
-            region_name=self.s3_region,
-            verify=False,
-        ) as s3:
-            try:
-                await s3.head_object(Bucket=self.bucket, Key=key)
-            except Exception:
-                return False
-        return True
+        return await self.objstore.has_key(f"{repo_path.strip('/')}/archive/db/archive.info")
 
     async def v5_bootstrap(self, name: str, repo_path: str) -> int:
         assert self.pg_root is not None and self.bindir is not None
@@ -502,23 +461,13 @@ class World:
     ) -> dict[str, Any]:
         name = name or self.opts.standby_name
         secret_name = f"{name}-pgbackrest-secret"
-        if self.gcs is not None:
-            conf = "[global]\nrepo1-gcs-key-type=token\n"
-        else:
-            conf = (
-                "[global]\n"
-                f"repo1-s3-key={self.s3_access_key}\n"
-                f"repo1-s3-key-secret={self.s3_secret_key}\n"
-            )
         if self.store.try_get("secrets", secret_name, namespace=self.namespace) is None:
+            conf = ob.repo_conf(
+                self.opts.storage, self.objstore.access_key, self.objstore.secret_key
+            )
             self.store.create(
                 "secrets",
-                ob.secret(
-                    secret_name,
-                    self.namespace,
-                    {},
-                    {("gcs.conf" if self.gcs is not None else "s3.conf"): conf},
-                ),
+                ob.secret(secret_name, self.namespace, {}, conf),
                 namespace=self.namespace,
             )
         manifest = ob.v5_standby_manifest(
@@ -528,7 +477,7 @@ class World:
             pg_major=self.pg_major,
             bucket=bucket or self.bucket,
             endpoint=self.s3_endpoint,
-            region=self.s3_region,
+            region=self.objstore.region,
             repo_path=repo_path or self.repo_path,
             uri_style="path",
             verify_tls=False,
@@ -556,57 +505,9 @@ class World:
 
     async def storage_fault(self, up: bool) -> None:
         """Make the object store refuse connections (up=False) or serve again, keeping its data."""
-        if self.gcs is not None:
-            if up:
-                await self.gcs.start()
-            else:
-                await asyncio.to_thread(self.gcs.stop)
-            self._write_state(ready=True)
-            return
-        if self.s3_proc is None or self.s3_proc.poll() is not None:
-            raise SandboxError("the S3 server is not running")
-        self.s3_proc.send_signal(signal.SIGUSR2 if up else signal.SIGUSR1)
-        ready = self.dir / "s3.ready"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, ValueError):
-                if json.loads(ready.read_text()).get("listening") == up:
-                    return
-            await asyncio.sleep(0.05)
-        raise SandboxError("the S3 server did not follow the fault signal within 10 s")
-
-    def _add_control_routes(self, app: web.Application) -> None:
-        async def world_info(_: web.Request) -> web.Response:
-            return web.json_response(self.describe())
-
-        async def s3_fault(request: web.Request) -> web.Response:
-            action = request.match_info["action"]
-            if action not in ("stop", "start"):
-                return web.json_response({"error": "use stop or start"}, status=400)
-            await self.storage_fault(action == "start")
-            return web.json_response({"s3": action})
-
-        async def standby(request: web.Request) -> web.Response:
-            body = await request.json() if request.can_read_body else {}
-            obj = self.create_standby_object(
-                body.get("name"), repo_path=body.get("repo_path"), bucket=body.get("bucket")
-            )
-            return web.json_response(obj)
-
-        async def load(request: web.Request) -> web.Response:
-            action = request.match_info["action"]
-            if self.load is None:
-                return web.json_response({"error": "no load"}, status=409)
-            if action == "pause":
-                self.load.pause()
-            elif action == "resume":
-                self.load.resume()
-            return web.json_response({"load": action, "acked": self.load.acked})
-
-        app.router.add_get("/_sandbox/world", world_info)
-        app.router.add_post("/_sandbox/faults/s3/{action}", s3_fault)
-        app.router.add_post("/_sandbox/standby", standby)
-        app.router.add_post("/_sandbox/load/{action}", load)
+        await self.objstore.fault(up)
+        if self.objstore.is_gcs:
+            self._write_state(ready=True)  # the emulator's pid changed
 
     def describe(self) -> dict[str, Any]:
         v5 = {
@@ -626,14 +527,14 @@ class World:
             "pg_root": str(self.pg_root) if self.pg_root else None,
             "kube_url": self.api.url if self.api else None,
             "s3": {
-                "endpoint": f"https://{self.s3_endpoint}" if self.s3_port else None,
+                "endpoint": f"https://{self.s3_endpoint}" if self.objstore.port else None,
                 "storage": self.opts.storage,
-                "pid": self.gcs.pid if self.gcs else (self.s3_proc.pid if self.s3_proc else None),
-                "port": self.s3_port,
+                "pid": self.objstore.pid,
+                "port": self.objstore.port,
                 "bucket": self.bucket,
-                "access_key": self.s3_access_key,
-                "secret_key": self.s3_secret_key,
-                "region": self.s3_region,
+                "access_key": self.objstore.access_key,
+                "secret_key": self.objstore.secret_key,
+                "region": self.objstore.region,
                 "repo_path": self.repo_path,
             },
             "v4": {
@@ -647,6 +548,13 @@ class World:
                 "acked": self.load.acked if self.load else 0,
                 "last_error": self.load.last_error if self.load else None,
                 "acked_file": str(self.dir / ACKED_FILE),
+            },
+            "monitor": {"user": MONITOR_ROLE, "secret": self.monitor_secret},
+            "app": {"user": APP_ROLE, "password": self.app_password, "table": APP_TABLE},
+            "careless": {
+                "running": self.careless.running if self.careless else False,
+                "acked_file": str(self.dir / CARELESS_ACKED_FILE),
+                "commits_file": str(self.dir / CARELESS_COMMITS_FILE),
             },
         }
 
@@ -668,17 +576,21 @@ class World:
             f"export IVYTUI_CLUSTER={self.cluster}",
             f"export IVYTUI_V5_NAME={self.opts.standby_name}",
             f"export IVYTUI_FLAVOR={self.flavor.name}",
+            # For a config file's v4_database/v5_database: {user: …, secret: …}; ivytui itself
+            # does not read these two.
+            f"export SANDBOX_MONITOR_USER={MONITOR_ROLE}",
+            f"export SANDBOX_MONITOR_SECRET={self.monitor_secret}",
         ] + (
             [
                 f"export STORAGE_EMULATOR_HOST={s3}",
                 f"export IVYTUI_GCS_CA_FILE={self.dir / 'tls' / 'cert.pem'}",
             ]
-            if self.gcs is not None
+            if self.objstore.is_gcs
             else [
                 f"export AWS_ENDPOINT_URL_S3={s3}",
-                f"export AWS_ACCESS_KEY_ID={self.s3_access_key}",
-                f"export AWS_SECRET_ACCESS_KEY={self.s3_secret_key}",
-                f"export AWS_DEFAULT_REGION={self.s3_region}",
+                f"export AWS_ACCESS_KEY_ID={self.objstore.access_key}",
+                f"export AWS_SECRET_ACCESS_KEY={self.objstore.secret_key}",
+                f"export AWS_DEFAULT_REGION={self.objstore.region}",
                 f"export AWS_CA_BUNDLE={self.dir / 'tls' / 'cert.pem'}",
             ]
         )

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ def scrub(value: Any) -> Any:
 class JournalRecord:
     step: str
     action: str
-    outcome: str  # started | done | refused | failed | conflict
+    outcome: str  # started | done | refused | stopped | failed | cancelled
     detail: str = ""
     change: Mapping[str, Any] = field(default_factory=dict)
     before: Mapping[str, Any] = field(default_factory=dict)
@@ -63,6 +63,10 @@ class JournalRecord:
     cluster: str = ""
     v5_name: str = ""
     override: bool = False
+    attempt: str = ""
+    """Ties an action's "started" to its outcome."""
+    holder: str = ""
+    """The console that acted (user, host, pid, random suffix)."""
     at: float = field(default_factory=time.time)
     who: str = field(default_factory=lambda: _who())
     host: str = field(default_factory=socket.gethostname)
@@ -71,12 +75,12 @@ class JournalRecord:
         return json.dumps(scrub(asdict(self)), sort_keys=True, default=str)
 
     def summary(self) -> str:
+        """One line for the cluster's copy of the journal (scrubbed)."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at))
         extra = f" ({self.detail})" if self.detail else ""
         flag = " [override]" if self.override else ""
-        return (
-            f"{stamp} {self.who}@{self.host} {self.step} {self.action}: {self.outcome}{flag}{extra}"
-        )
+        who = self.holder or f"{self.who}@{self.host}"
+        return str(scrub(f"{stamp} {who} {self.step} {self.action}: {self.outcome}{flag}{extra}"))
 
 
 def _who() -> str:
@@ -101,4 +105,27 @@ class Journal:
             text = self.path.read_text()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        found = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash mid-write: the rest still counts
+        return found
+
+
+def interrupted_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The "started" records with no outcome of the same attempt after them."""
+    started: dict[str, Mapping[str, Any]] = {}
+    ended: set[str] = set()
+    for rec in records:
+        attempt = str(rec.get("attempt") or "")
+        if not attempt:
+            continue
+        if rec.get("outcome") == "started":
+            started.setdefault(attempt, rec)
+        else:
+            ended.add(attempt)
+    return [rec for attempt, rec in started.items() if attempt not in ended]

@@ -108,6 +108,11 @@ class KubeWriter:
     async def merge_patch(
         self, res: Resource, name: str, patch: Mapping[str, Any], *, resource_version: str
     ) -> dict[str, Any]:
+        if not resource_version:
+            raise KubeError(
+                f"patch {res.plural}/{name}: no resourceVersion to send it with (an empty one "
+                "would be no precondition at all); nothing was sent"
+            )
         body = dict(patch)
         meta = dict(body.get("metadata") or {})
         meta["resourceVersion"] = resource_version
@@ -145,6 +150,11 @@ class KubeWriter:
     async def delete(self, res: Resource, name: str, *, resource_version: str) -> None:
         from kubernetes_asyncio import client
 
+        if not resource_version:
+            raise KubeError(
+                f"delete {res.plural}/{name}: no resourceVersion for the precondition; "
+                "nothing was deleted"
+            )
         api = await self.custom()
         opts = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(resource_version=resource_version)
@@ -165,27 +175,50 @@ class KubeWriter:
         )
 
     async def put_configmap(
-        self, name: str, data: Mapping[str, str], labels: Mapping[str, str]
+        self,
+        name: str,
+        data: Mapping[str, str],
+        labels: Mapping[str, str],
+        *,
+        resource_version: str = "",
     ) -> None:
-        """Create or update a ConfigMap (used for the journal's summary on the cluster)."""
+        """Create the ConfigMap (``resource_version`` empty: it must not exist yet) or replace
+        its data with the resourceVersion it was read at (a 409 when it moved on)."""
         api = await self.core()
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "labels": dict(labels)},
-            "data": dict(data),
-        }
-        try:
+        if not resource_version:
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "labels": dict(labels)},
+                "data": dict(data),
+            }
             await self._call(
                 f"create configmap {name}", api.create_namespaced_config_map(self.namespace, body)
             )
-        except ConflictError:
-            await self._call(
-                f"patch configmap {name}",
-                api.patch_namespaced_config_map(
-                    name, self.namespace, {"data": dict(data)}, _content_type=MERGE
-                ),
+            return
+        await self._call(
+            f"patch configmap {name}",
+            api.patch_namespaced_config_map(
+                name,
+                self.namespace,
+                {"metadata": {"resourceVersion": resource_version}, "data": dict(data)},
+                _content_type=MERGE,
+            ),
+        )
+
+    async def get_configmap_object(self, name: str) -> dict[str, Any] | None:
+        """The ConfigMap as a plain object (``metadata`` with its resourceVersion, ``data``)."""
+        api = await self.core()
+        try:
+            cm = await self._call(
+                f"get configmap {name}", api.read_namespaced_config_map(name, self.namespace)
             )
+        except NotFoundError:
+            return None
+        return {
+            "metadata": {"name": name, "resourceVersion": cm.metadata.resource_version},
+            "data": dict(cm.data or {}),
+        }
 
     async def get_configmap(self, name: str) -> dict[str, str] | None:
         api = await self.core()
@@ -196,60 +229,3 @@ class KubeWriter:
         except NotFoundError:
             return None
         return dict(cm.data or {})
-
-
-LEASE_SECONDS = 120
-
-
-def _rfc3339_micro(t: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-async def take_lease(writer: KubeWriter, name: str, holder: str, *, now: float) -> None:
-    """Take or renew the driver Lease; refuse while another holder's lease has not lapsed."""
-    from kubernetes_asyncio import client
-
-    from ivytui.sources.kube import parse_time
-
-    api: Any = client.CoordinationV1Api(await writer._client())
-    spec = {
-        "holderIdentity": holder,
-        "leaseDurationSeconds": LEASE_SECONDS,
-        "renewTime": _rfc3339_micro(now),
-    }
-    try:
-        lease = await writer._call(
-            f"get lease {name}", api.read_namespaced_lease(name, writer.namespace)
-        )
-    except NotFoundError:
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "ivytui"}},
-            "spec": {**spec, "acquireTime": _rfc3339_micro(now)},
-        }
-        await writer._call(
-            f"create lease {name}", api.create_namespaced_lease(writer.namespace, body)
-        )
-        return
-    current = lease.spec.holder_identity if lease.spec is not None else None
-    renewed = parse_time(lease.spec.renew_time) if lease.spec is not None else None
-    duration = (lease.spec.lease_duration_seconds if lease.spec is not None else None) or 0
-    if current and current != holder and renewed is not None and renewed + duration > now:
-        raise ConflictError(
-            f"{current} drives this move (lease {name} renewed {now - renewed:.0f} s ago, "
-            f"lapses in {renewed + duration - now:.0f} s): one driver at a time"
-        )
-    if current != holder:
-        spec["acquireTime"] = _rfc3339_micro(now)
-    await writer._call(
-        f"renew lease {name}",
-        api.patch_namespaced_lease(
-            name,
-            writer.namespace,
-            {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec},
-            _content_type=MERGE,
-        ),
-    )

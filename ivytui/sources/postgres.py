@@ -12,8 +12,22 @@ Where each database is reached:
   ``password``, ``dbname``), with the Service ``<v5>-primary`` for the address when the Secret
   has none.
 
+- **a monitor role** — ``secret`` in a database target names a Secret holding the password of the
+  role to connect as (``password``; ``username`` unless the target gives ``user``), e.g. a role
+  with nothing but ``pg_monitor``. The superuser's Secret is then not read at all: v4's address
+  comes from its Service ``<cluster>``, v5's from the Service ``<v5>-primary`` (its DNS name
+  ``<v5>-primary.<namespace>.svc`` when it is headless), unless the target gives ``host``.
+
 On a real cluster Service addresses are seldom reachable from a laptop or a bastion: there, give
 the address (a ``kubectl port-forward`` target, or a DSN) in the config file.
+
+What a ``pg_monitor`` role may read on PostgreSQL 15 (checked against a real server): everything
+both queries below ask — ``pg_control_system()``, ``pg_control_checkpoint()``,
+``pg_current_wal_lsn()``, ``pg_walfile_name()``, ``pg_stat_archiver``, ``pg_stat_wal``,
+``pg_settings`` (``reset_val`` included), ``txid_current_snapshot()``, ``pg_roles``,
+``pg_prepared_xacts``, the replay functions, and every session's row of ``pg_stat_activity``
+(through ``pg_read_all_stats``). It may not ``CHECKPOINT``, call ``pg_switch_wal()``, create
+anything in schema ``public`` or write any table: a monitor cannot drive the move.
 
 Monitor sessions are read-only: right after connecting, the session runs
 ``SET default_transaction_read_only = on``. It is a session ``SET`` rather than a start-up
@@ -73,9 +87,22 @@ SELECT
       AND application_name IS DISTINCT FROM '{APPLICATION_NAME}')::int AS client_sessions,
   (SELECT reset_val FROM pg_settings
     WHERE name = 'default_transaction_read_only') AS configured_read_only,
-  {{wal_bytes}} AS wal_bytes
-FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r, pg_stat_archiver AS a
+  {{wal_bytes}} AS wal_bytes,
+  txid_snapshot_xmax(x.snap) AS xid_horizon,
+  (SELECT count(*) FROM (
+      SELECT (i % 4294967296)::text FROM txid_snapshot_xip(x.snap) AS i
+      UNION SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL
+      UNION SELECT transaction::text FROM pg_prepared_xacts) AS u)::int AS xids_in_progress,
+  ARRAY(SELECT rolname::text FROM pg_roles
+         WHERE rolcanlogin AND rolconnlimit = 0 ORDER BY 1) AS blocked_roles
+FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r, pg_stat_archiver AS a,
+     (SELECT txid_current_snapshot() AS snap) AS x
 """
+# The transactions in progress: the snapshot's xip list holds only the xids below its xmax (one
+# past the newest *finished* one), so a writing transaction newer than every finished one is not
+# in it; pg_stat_activity.backend_xid (every session's, through pg_monitor's pg_read_all_stats)
+# and pg_prepared_xacts name those. The xip entries are 64-bit (epoch and xid), backend_xid and
+# the prepared ones 32-bit: compared on the low 32 bits.
 # pg_stat_wal exists from PostgreSQL 14 on.
 V4_QUERY_14 = V4_QUERY.replace("{wal_bytes}", "(SELECT wal_bytes FROM pg_stat_wal)::bigint")
 V4_QUERY = V4_QUERY.replace("{wal_bytes}", "NULL::bigint")
@@ -346,6 +373,9 @@ class PgSource:
             client_sessions=row["client_sessions"],
             read_only=None if configured is None else configured == "on",
             wal_bytes=int(row["wal_bytes"]) if row["wal_bytes"] is not None else None,
+            xid_horizon=int(row["xid_horizon"]) if row["xid_horizon"] is not None else None,
+            xids_in_progress=row["xids_in_progress"],
+            blocked_roles=tuple(sorted(row["blocked_roles"] or ())),
         )
 
     def _v5(self, row: Any, now: float) -> V5Database:
@@ -369,11 +399,15 @@ class PgSource:
 # Discovery through the Kubernetes source
 
 
-def _service_address(service: dict[str, Any], fallback_port: int | None) -> tuple[str, int]:
+def _service_address(
+    service: dict[str, Any], fallback_port: int | None, *, headless_dns: str = ""
+) -> tuple[str, int]:
     spec = service.get("spec") or {}
     host = str(spec.get("clusterIP") or "")
     if not host or host == "None":
-        raise NotThere(f"Service {service.get('metadata', {}).get('name')} has no cluster IP")
+        if not headless_dns:
+            raise NotThere(f"Service {service.get('metadata', {}).get('name')} has no cluster IP")
+        host = headless_dns
     ports = spec.get("ports") or []
     port: int | None = None
     for item in ports:
@@ -387,8 +421,35 @@ def _service_address(service: dict[str, Any], fallback_port: int | None) -> tupl
     return host, port
 
 
+async def _role_secret(kube: Any, db: DatabaseTarget, found: ConnectTarget) -> ConnectTarget:
+    """``found``'s address with the role and password of the Secret ``db.secret``."""
+    from ivytui.sources.kube import ObjectMissing
+
+    try:
+        secret = await kube.read_secret(db.secret)
+    except ObjectMissing as exc:
+        # The config names it: a Secret that is not there is a mistake to fix, not a fact.
+        raise PostgresError(f"{exc} (named by the config's database secret)") from None
+    password = secret.get("password", "")
+    user = db.user or secret.get("username", "")
+    if not password:
+        raise PostgresError(f"Secret {db.secret} has no key password")
+    if not user:
+        raise PostgresError(f"Secret {db.secret} has no key username: give the user in the config")
+    origin = f"{found.origin}, Secret {db.secret}" if found.origin else f"Secret {db.secret}"
+    return ConnectTarget(
+        host=db.host or found.host,
+        port=db.port or found.port,
+        user=user,
+        password=password,
+        database=db.dbname or found.database or "postgres",
+        origin=origin,
+    )
+
+
 def v4_locator(config: Config, kube: Any, spec_port: Callable[[], int | None]) -> Locate:
-    """Where v4's primary is: the config, else Service ``<c>`` and Secret ``<c>-postgres-secret``."""
+    """Where v4's primary is: the config, else Service ``<c>`` and Secret ``<c>-postgres-secret``
+    (or the config's ``secret``)."""
     from ivytui.sources.kube import ObjectMissing
 
     db = config.v4_database
@@ -397,6 +458,10 @@ def v4_locator(config: Config, kube: Any, spec_port: Callable[[], int | None]) -
         if db.dsn or (db.host and db.user and db.password):
             return target_from_config(db)
         if kube is None:
+            if db.secret:
+                raise PostgresError(
+                    f"v4's password is in Secret {db.secret}, but Kubernetes is off"
+                )
             if db.explicit:
                 return target_from_config(db)
             raise PostgresError("v4's database address is not configured and Kubernetes is off")
@@ -406,6 +471,10 @@ def v4_locator(config: Config, kube: Any, spec_port: Callable[[], int | None]) -
                 service = await kube.read_service(config.cluster)
                 host, port = _service_address(service, spec_port())
                 found = ConnectTarget(host=host, port=port, origin=f"Service {config.cluster}")
+            else:
+                found = ConnectTarget(origin="the config")
+            if db.secret:
+                return await _role_secret(kube, db, found)
             if not (db.user and db.password):
                 secret_name = f"{config.cluster}-postgres-secret"
                 secret = await kube.read_secret(secret_name)
@@ -425,7 +494,8 @@ def v4_locator(config: Config, kube: Any, spec_port: Callable[[], int | None]) -
 
 def v5_locator(config: Config, kube: Any) -> Locate:
     """Where v5's leader is: the config, else Secret ``<v5>-pguser-postgres`` (and Service
-    ``<v5>-primary`` when the Secret has no host)."""
+    ``<v5>-primary`` when the Secret has no host); with the config's ``secret``, Service
+    ``<v5>-primary`` and that Secret only."""
     from ivytui.sources.kube import ObjectMissing
 
     db = config.v5_database
@@ -435,9 +505,27 @@ def v5_locator(config: Config, kube: Any) -> Locate:
         if db.dsn or (db.host and db.user and db.password):
             return target_from_config(db)
         if kube is None:
+            if db.secret:
+                raise PostgresError(
+                    f"v5's password is in Secret {db.secret}, but Kubernetes is off"
+                )
             if db.explicit:
                 return target_from_config(db)
             raise PostgresError("v5's database address is not configured and Kubernetes is off")
+        if db.secret:
+            found = ConnectTarget(origin="the config")
+            if not db.host:
+                service_name = f"{name}-primary"
+                namespace = getattr(kube, "namespace", "") or config.namespace
+                try:
+                    service = await kube.read_service(service_name)
+                except ObjectMissing as exc:
+                    raise NotThere(str(exc)) from None
+                host, port = _service_address(
+                    service, None, headless_dns=f"{service_name}.{namespace}.svc"
+                )
+                found = ConnectTarget(host=host, port=port, origin=f"Service {service_name}")
+            return await _role_secret(kube, db, found)
         secret_name = f"{name}-pguser-postgres"
         try:
             secret = await kube.read_secret(secret_name)

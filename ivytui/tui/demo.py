@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from textual.widgets import Footer, ProgressBar
 from ivytui.config import Config
 from ivytui.sandbox.control import PROGRESS_FILE, STATE_FILE
 from ivytui.tui.app import IvyApp
+from ivytui.tui.keymap import load_keymap
 from ivytui.tui.messages import WorldFailed, WorldProgress, WorldReady
 from ivytui.tui.widgets import Line
 
@@ -161,8 +162,15 @@ class StartupScreen(Screen[None]):
 class DemoApp(IvyApp):
     """The console on a sandbox world that is still starting."""
 
-    def __init__(self, directory: Path, proc: subprocess.Popen[bytes], *, read_only: bool) -> None:
-        super().__init__(Config(read_only=read_only), start_hub=False)
+    def __init__(
+        self,
+        directory: Path,
+        proc: subprocess.Popen[bytes],
+        *,
+        read_only: bool,
+        keymap: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(Config(read_only=read_only), start_hub=False, keymap=keymap)
         self.directory = directory
         self.proc = proc
         self.startup = StartupScreen(directory, proc)
@@ -199,8 +207,10 @@ class DemoApp(IvyApp):
 
 def run_demo(directory: Path, proc: subprocess.Popen[bytes], *, read_only: bool) -> int:
     """Run the console on the world being started in ``directory``; returns the exit code
-    (2 when the world failed to start). The caller tears the world down."""
-    app = DemoApp(directory, proc, read_only=read_only)
+    (2 when the world failed to start). The caller tears the world down. The user's keymap
+    file applies as in the console (a bad one is a ``ConfigError`` before the screen starts)."""
+    keymap = load_keymap(None, DemoApp.declared_bindings())
+    app = DemoApp(directory, proc, read_only=read_only, keymap=keymap)
     code = app.run()
     if code is None:
         code = app.exit_code()

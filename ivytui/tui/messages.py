@@ -7,7 +7,11 @@ from typing import Any
 
 from textual.message import Message
 
+from ivytui.domain.runbook import Check
 from ivytui.tui.protocols import HubViewLike, LogEntryLike
+
+Reason = str | Check
+"""One reason shown in the list of reasons: a sentence (red), or a check (green or red)."""
 
 
 class ViewChanged(Message):
@@ -89,11 +93,22 @@ class ActionDone(Message):
 
 class ActionError(Message):
     """The action was refused or failed: the error's title, its message and, for a refusal,
-    the failing checks."""
+    the checks it carries."""
 
-    def __init__(self, action: str, title: str, message: str, checks: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, action: str, title: str, message: str, checks: tuple[Reason, ...] = ()
+    ) -> None:
         super().__init__()
         self.action = action
         self.title = title
         self.message = message
         self.checks = checks
+
+
+class ActionsInterrupted(Message):
+    """The executor found actions that started and never recorded an outcome (a console that
+    was killed, an SSH drop): one sentence each, read from the journal and the cluster."""
+
+    def __init__(self, sentences: tuple[str, ...]) -> None:
+        super().__init__()
+        self.sentences = sentences

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ivytui.config import Config
+from ivytui.domain.actions import Verdict
 from ivytui.domain.lag import LagReport
 from ivytui.domain.model import Snapshot
 from ivytui.domain.runbook import Alarm, StepStatus
@@ -131,12 +132,20 @@ class OutcomeLike(Protocol):
 class ExecutorLike(Protocol):
     """The one object that performs every action (``ivytui.sources.actions.Executor``).
 
-    ``execute`` re-evaluates the step's guards at that moment and raises an ``IvyError`` (with
-    ``checks`` when a guard refused) instead of acting.
+    ``execute`` re-evaluates the action's guard (``ivytui.domain.actions.check``) at that moment
+    and raises an ``IvyError`` (with ``checks`` when the guard refused) instead of acting;
+    ``shown`` is the verdict the screen showed when the engineer confirmed, so a refusal can say
+    what changed in between. ``interrupted`` reads the journal and the cluster for actions that
+    started and recorded no outcome, one sentence each. ``holder`` is this console's unique
+    driver identity (user, host, pid, a random suffix); ``take_over`` takes the driver Lease
+    from another holder once the cluster name is typed (an ``IvyError`` says why not);
+    ``close`` releases the Lease.
     """
 
     @property
     def busy(self) -> str | None: ...
+    @property
+    def holder(self) -> str: ...
 
     async def plan(self, key: str, *, terminate_sessions: bool = False) -> PlanLike: ...
     def with_edited(self, plan: Any, text: str) -> PlanLike: ...
@@ -147,7 +156,10 @@ class ExecutorLike(Protocol):
         override: str = "",
         typed: str = "",
         progress: Callable[[str], None] | None = None,
+        shown: Verdict | None = None,
     ) -> OutcomeLike: ...
+    async def interrupted(self) -> tuple[str, ...]: ...
+    async def take_over(self, typed: str) -> str: ...
     async def close(self) -> None: ...
 
 

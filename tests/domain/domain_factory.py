@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from ivytui.domain.lsn import Lsn
+from ivytui.domain.lsn import DEFAULT_SEGMENT_SIZE, Lsn
 from ivytui.domain.model import (
     ArchiverStats,
     Marks,
@@ -25,6 +26,7 @@ from ivytui.domain.model import (
     V5State,
 )
 from ivytui.domain.repoinfo import ArchiveInfo
+from ivytui.domain.walname import segment_name
 
 NOW = 1_795_618_500.0
 SYSTEM_ID = 7712122409858461008
@@ -103,6 +105,7 @@ def preflight() -> Snapshot:
         ),
         client_sessions=12,
         read_only=False,
+        xid_horizon=712,
     )
     repo = RepoState(
         observed_at=NOW - 1,
@@ -158,11 +161,17 @@ def standby() -> Snapshot:
         pg_version_num=150018,
         is_superuser=True,
     )
-    return replace(s, v5=v5, v5db=v5db, rates=replace(s.rates, replay_bps=2000.0))
+    rates = replace(s.rates, replay_bps=2000.0, replay_moved_at=NOW - 2)
+    return replace(s, v5=v5, v5db=v5db, rates=rates)
+
+
+FROZEN_ROLES = ("app", "reporting")
+"""The login roles the freeze blocked (connection limit 0)."""
 
 
 def frozen() -> Snapshot:
-    """Step 3 finished: v4 read-only, final switch at 0/5000168 archived and replayed."""
+    """Step 3 finished: v4 read-only, its roles blocked, final switch at 0/5000168 (xid
+    horizon 725) archived and replayed; since then only background records (96 B)."""
     s = standby()
     v4db = replace(
         s.v4db,
@@ -176,6 +185,8 @@ def frozen() -> Snapshot:
             last_archived_time=NOW - 20,
         ),
         client_sessions=0,
+        xid_horizon=725,
+        blocked_roles=FROZEN_ROLES,
     )
     repo = replace(
         s.repo,
@@ -187,8 +198,12 @@ def frozen() -> Snapshot:
         s.marks,
         target_lsn=lsn("0/5000168"),
         target_timeline=1,
+        target_xid_horizon=725,
         frozen_at=NOW - 60,
-        v4_last_seen=V4LastSeen(lsn=lsn("0/6000060"), timeline=1, system_id=SYSTEM_ID, at=NOW - 1),
+        frozen_roles=tuple((role, -1) for role in FROZEN_ROLES),
+        v4_last_seen=V4LastSeen(
+            lsn=lsn("0/6000060"), timeline=1, system_id=SYSTEM_ID, at=NOW - 1, xid_horizon=725
+        ),
     )
     return replace(s, v4db=v4db, repo=repo, v5db=v5db, marks=marks)
 
@@ -242,6 +257,102 @@ def retired() -> Snapshot:
     s = granted()
     v4 = V4State(observed_at=NOW - 1, exists=False, name="hippo", namespace="pgo")
     return replace(s, v4=v4)
+
+
+def catch_up_snapshots(
+    seed: int,
+    *,
+    seconds: float = 120.0,
+    segment_every: tuple[float, float] = (0.7, 1.3),
+    replay_stops_at: float | None = None,
+) -> Iterator[Snapshot]:
+    """What the hub sees of a repo-fed standby catching up, one snapshot per poll.
+
+    v4 writes a little and switches segments every ``segment_every`` seconds (drawn at random);
+    each closed segment reaches the repo 0.15–0.7 s later. v5's ``restore_command`` fetches the
+    next segment once it is whole in the repo, replays it, tries for the next at once, and
+    waits ``wal_retrieve_retry_interval`` (1 s) after a miss — so its replay moves in bursts.
+    v5 stops fetching at ``replay_stops_at``. The hub polls v4's database, the repo and v5's
+    database every second each, out of phase, each poll taking its own time; after each poll
+    it evaluates the values of every source as last polled, and ``replay_moved_at`` is the time
+    of the poll at which v5's replay position was last seen to change. Time 0 is ``NOW``.
+    """
+    rng = random.Random(seed)
+    seg = DEFAULT_SEGMENT_SIZE
+    first = 5
+    opened = {first: -0.4}
+    while opened[max(opened)] < seconds + 5:
+        last = max(opened)
+        opened[last + 1] = opened[last] + rng.uniform(*segment_every)
+    arrived = {n: opened[n + 1] + rng.uniform(0.15, 0.7) for n in opened if n + 1 in opened}
+    arrived[first - 1] = -1.0
+    replayed = [(-5.0, first - 1)]  # (when, segments replayed up to and including)
+    at, wanted = 0.3, first
+    while at < seconds and (replay_stops_at is None or at < replay_stops_at):
+        if arrived.get(wanted, float("inf")) <= at:
+            at += rng.uniform(0.03, 0.15)
+            replayed.append((at, wanted))
+            wanted += 1
+        else:
+            at += 1.0 + rng.uniform(0.0, 0.05)
+
+    polls: list[tuple[float, str, float]] = []
+    for name, took in (("v4db", (0.01, 0.03)), ("repo", (0.1, 0.4)), ("v5db", (0.01, 0.03))):
+        at = rng.uniform(0.0, 1.0)
+        while at < seconds:
+            done = at + rng.uniform(*took)
+            polls.append((done, name, at))
+            at = done + 1.0
+    polls.sort()
+
+    base = standby()
+    v4db, repo, v5db = base.v4db, base.repo, base.v5db
+    assert v4db.archiver is not None
+    moved_at: float | None = None
+    last_position: Lsn | None = None
+    for done, name, began in polls:
+        if name == "v4db":
+            open_seg = max(n for n, t in opened.items() if t <= began)
+            pushed = max(n for n, t in arrived.items() if t <= began)
+            written = int((began - opened[open_seg]) * 5000)
+            v4db = replace(
+                v4db,
+                observed_at=NOW + done,
+                current_lsn=Lsn(open_seg * seg + 40 + written),
+                walfile=segment_name(1, open_seg, seg),
+                archiver=replace(
+                    v4db.archiver,
+                    last_archived_wal=segment_name(1, pushed, seg),
+                    last_archived_time=NOW + arrived[pushed],
+                ),
+            )
+        elif name == "repo":
+            newest = max(n for n, t in arrived.items() if t <= began)
+            stored = NOW + arrived[newest]
+            repo = replace(
+                repo,
+                observed_at=NOW + done,
+                newest_segments=(segment_object(segment_name(1, newest, seg), stored=stored),),
+            )
+        else:
+            upto = max((t, n) for t, n in replayed if t <= began)[1]
+            position = Lsn((upto + 1) * seg)
+            if last_position is not None and position != last_position:
+                moved_at = NOW + done
+            last_position = position
+            v5db = replace(v5db, observed_at=NOW + done, replay_lsn=position)
+        now = NOW + done
+        yield replace(
+            base,
+            now=now,
+            v4=replace(base.v4, observed_at=now - 0.5),
+            v5=replace(base.v5, observed_at=now - 0.5),
+            marks=replace(base.marks, observed_at=now - 0.5),
+            v4db=v4db,
+            repo=repo,
+            v5db=v5db,
+            rates=Rates(write_bps=5000.0, replay_moved_at=moved_at),
+        )
 
 
 STAGES = {

@@ -324,13 +324,17 @@ def test_marks_round_trip() -> None:
         observed_at=NOW,
         target_lsn=Lsn.parse("0/5000168"),
         target_timeline=1,
+        target_xid_horizon=725,
         frozen_at=NOW - 60,
+        frozen_roles=(("app", -1), ("reporting", 10)),
         v4_last_seen=V4LastSeen(
-            lsn=Lsn.parse("0/6000060"), timeline=1, system_id=SYSTEM_ID, at=NOW - 1
+            lsn=Lsn.parse("0/6000060"), timeline=1, system_id=SYSTEM_ID, at=NOW - 1, xid_horizon=726
         ),
     )
     text = marks.to_json()
     assert '"systemID":"7712122409858461008"' in text
+    assert '"targetXidHorizon":"725"' in text and '"xidHorizon":"726"' in text
+    assert '"frozenRoles":{"app":-1,"reporting":10}' in text
     assert Marks.from_json(text, observed_at=NOW) == marks
     assert Marks.from_json(None, observed_at=NOW) == Marks(observed_at=NOW)
     assert Marks.from_json("", observed_at=NOW).target_lsn is None
@@ -350,7 +354,11 @@ def test_marks_follow_v4_forward_only() -> None:
     marks = Marks(observed_at=NOW)
     seen = marks.with_v4_seen(s.v4db)
     assert seen.v4_last_seen == V4LastSeen(
-        lsn=Lsn.parse("0/5000060"), timeline=1, system_id=SYSTEM_ID, at=s.v4db.observed_at
+        lsn=Lsn.parse("0/5000060"),
+        timeline=1,
+        system_id=SYSTEM_ID,
+        at=s.v4db.observed_at,
+        xid_horizon=712,
     )
     older = replace(s.v4db, current_lsn=Lsn.parse("0/4000000"))
     assert seen.with_v4_seen(older) is seen
@@ -360,6 +368,18 @@ def test_marks_follow_v4_forward_only() -> None:
     newer = replace(s.v4db, current_lsn=Lsn.parse("0/7000000"))
     last = seen.with_v4_seen(newer).v4_last_seen
     assert last is not None and last.lsn == Lsn.parse("0/7000000")
+
+
+def test_marks_keep_the_highest_xid_horizon() -> None:
+    """A commit moves the horizon; the marks keep the highest one seen, whatever the order."""
+    v4db = standby().v4db
+    seen = Marks(observed_at=NOW).with_v4_seen(v4db)
+    committed = seen.with_v4_seen(replace(v4db, xid_horizon=713))
+    assert committed.v4_last_seen is not None
+    assert committed.v4_last_seen.xid_horizon == 713
+    assert committed.v4_last_seen.lsn == v4db.current_lsn
+    late = committed.with_v4_seen(replace(v4db, xid_horizon=712))
+    assert late.v4_last_seen is not None and late.v4_last_seen.xid_horizon == 713
 
 
 @given(st.lists(st.integers(0, 2**40), min_size=1, max_size=20))

@@ -177,25 +177,78 @@ def test_wal_lost_in_an_unclean_stop_names_the_missing_segments() -> None:
     )
 
 
-def test_idle_tail_after_the_freeze_is_allowed_only_within_bounds() -> None:
+def with_last_seen_horizon(s: Snapshot, horizon: int | None) -> Snapshot:
+    seen = s.marks.v4_last_seen
+    assert seen is not None
+    return replace(s, marks=replace(s.marks, v4_last_seen=replace(seen, xid_horizon=horizon)))
+
+
+def test_background_records_after_the_switch_pass_only_with_an_unchanged_xid_horizon() -> None:
+    # v4 went down 96 B past the repo's end: a running-xacts record after the final switch —
+    # or a one-row commit (104 B). Only the transaction id horizon tells them apart.
     s = down()
     assert step(s, 5).state == "ready"
-    assert any("96 B past the repo's end 0/6000000" in t for t in texts(step(s, 5), ok=True))
+    assert (
+        "no transaction committed after the final switch at 0/5000168: xid horizon 725 "
+        "unchanged; the 96 B past the repo's end 0/6000000 are background records (v4's last "
+        "LSN 0/6000060, seen 1 s ago)"
+    ) in texts(step(s, 5), ok=True)
+
+    committed = with_last_seen_horizon(s, 726)
+    assert step(committed, 5).state == "blocked"
+    assert step(committed, 5).summary == (
+        "blocked: a transaction committed on v4 after the final switch (xid horizon 725 → 726): "
+        "its WAL is not in the repo (96 B past the repo's end 0/6000000: v4's last LSN "
+        "0/6000060, seen 1 s ago)"
+    )
+
+    not_recorded = replace(s, marks=replace(s.marks, target_xid_horizon=None))
+    assert step(not_recorded, 5).state == "blocked"
+    assert (
+        step(not_recorded, 5)
+        .failing[0]
+        .text.startswith(
+            "whether a transaction committed on v4 after the final switch at 0/5000168 is unknown: "
+            "v4's xid horizon at the switch was not recorded"
+        )
+    )
+    never_seen = with_last_seen_horizon(s, None)
+    assert step(never_seen, 5).state == "blocked"
+    assert "v4's xid horizon was not seen after the switch" in step(never_seen, 5).summary
+
+    # Without a final switch within the repo, the bytes are missing WAL whatever the horizon.
     no_freeze = replace(s, marks=replace(s.marks, target_lsn=None, target_timeline=None))
     assert step(no_freeze, 5).state == "blocked"
     assert "segment 000000010000000000000006 is missing" in step(no_freeze, 5).summary
-    strict = replace(s, thresholds=replace(s.thresholds, frozen_tail_bytes=0))
-    assert step(strict, 5).state == "blocked"
-    too_far = replace(
+    next_segment = replace(
         s,
         marks=replace(
             s.marks,
             v4_last_seen=V4LastSeen(
-                lsn=Lsn.parse("0/6000800"), timeline=1, system_id=SYSTEM_ID, at=NOW - 5
+                lsn=Lsn.parse("0/7000060"),
+                timeline=1,
+                system_id=SYSTEM_ID,
+                at=NOW - 5,
+                xid_horizon=725,
             ),
         ),
     )
-    assert step(too_far, 5).state == "blocked"
+    assert step(next_segment, 5).state == "blocked"
+    assert "segments 000000010000000000000006 to 000000010000000000000007 (2) are missing" in (
+        step(next_segment, 5).summary
+    )
+
+
+def test_a_commit_seen_live_after_the_switch_blocks_the_gate_too() -> None:
+    # v4 still answers (shutting down): the live horizon is the freshest proof.
+    s = shutting_down()
+    live = replace(s, v4db=replace(s.v4db, xid_horizon=726))
+    gate = [c for c in step(live, 5).checks if "xid horizon" in c.text]
+    assert [c.ok for c in gate] == [False]
+    assert gate[0].text.startswith(
+        "a transaction committed on v4 after the final switch (xid horizon 725 → 726)"
+    )
+    assert "v4db" in gate[0].sources
 
 
 def test_a_clean_stop_leaves_nothing_behind() -> None:
@@ -285,6 +338,47 @@ def test_freeze_in_progress() -> None:
     thawed = replace(s, v4db=replace(s.v4db, read_only=False))
     assert step(thawed, 3).state == "ready"
     assert step(thawed, 4).state == "blocked"
+
+
+def test_a_commit_after_the_final_switch_makes_step_3_ready_to_switch_again() -> None:
+    s = frozen()
+    assert step(s, 3).state == "done"
+    assert (
+        "no transaction committed on v4 after the final switch at 0/5000168 (xid horizon 725 "
+        "unchanged)"
+    ) in texts(step(s, 3), ok=True)
+    committed = replace(s, v4db=replace(s.v4db, xid_horizon=726))
+    freeze = step(committed, 3)
+    assert freeze.state == "ready" and freeze.redo
+    assert texts(freeze, ok=False) == [
+        "a transaction committed on v4 after the final switch (xid horizon 725 → 726): switch again"
+    ]
+    assert freeze.summary.startswith("ready again: a transaction committed on v4")
+    assert step(committed, 4).state == "blocked" and step(committed, 4).overridable
+    # The switch ran again and recorded the new horizon: done once more.
+    again = replace(committed, marks=replace(committed.marks, target_xid_horizon=726))
+    assert step(again, 3).state == "done"
+    # An old freeze that recorded no horizon: nothing to compare, the step is judged as before.
+    unrecorded = replace(committed, marks=replace(committed.marks, target_xid_horizon=None))
+    assert step(unrecorded, 3).state == "done"
+
+
+def test_the_freeze_must_keep_every_role_it_blocked_out() -> None:
+    s = frozen()
+    assert "the freeze holds: 2 roles blocked with connection limit 0 (app, reporting)" in texts(
+        step(s, 3), ok=True
+    )
+    loose = replace(s, v4db=replace(s.v4db, blocked_roles=("app",)))
+    freeze = step(loose, 3)
+    assert freeze.state == "ready" and freeze.redo
+    assert texts(freeze, ok=False) == [
+        "the freeze no longer holds: role reporting is not blocked (connection limit not 0) "
+        "and new sessions can write: freeze again"
+    ]
+    none = replace(s, v4db=replace(s.v4db, blocked_roles=()))
+    assert "roles app, reporting are not blocked" in step(none, 3).summary
+    silent_marks = replace(loose, marks=replace(loose.marks, error="boom"))
+    assert step(silent_marks, 3).state == "running" and not step(silent_marks, 3).redo
 
 
 def test_shutdown_override_only_skips_the_freeze() -> None:

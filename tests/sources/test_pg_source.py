@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from ivytui.errors import PostgresError
 from ivytui.sources.kube import KubeSource
 from ivytui.sources.postgres import PgSource, v4_locator, v5_locator
 from tests.conftest import RunningWorld
+from tests.sources.source_helpers import sandbox_post
 
 pytestmark = pytest.mark.world
 
@@ -65,6 +67,96 @@ async def test_v4_values_equal_what_asyncpg_says(
     assert state.archiver is not None and 0 < state.archiver.archived_count <= row["archived"]
     assert state.read_only is (configured == "on") is False
     assert state.client_sessions is not None and state.client_sessions >= 1
+
+
+async def _v4_poll(pg: PgSource) -> V4Database:
+    state = await pg.poll()
+    assert isinstance(state, V4Database) and state.reachable, state
+    return state
+
+
+async def test_the_xid_horizon_moves_only_when_a_transaction_writes(
+    world: RunningWorld, cfg: Config, kube: KubeSource
+) -> None:
+    pg = PgSource("v4", cfg, IVYO, v4_locator(cfg, kube, lambda: kube.v4_state().port))
+    direct = await asyncpg.connect(world.v4_dsn)
+    other = await asyncpg.connect(world.v4_dsn)
+    await asyncio.to_thread(sandbox_post, world, "/_sandbox/load/pause")
+    try:
+        # An autovacuum ANALYZE takes a transaction id too: none during the test.
+        await direct.execute("ALTER SYSTEM SET autovacuum = off")
+        await direct.execute("SELECT pg_reload_conf()")
+        await other.execute("CREATE TABLE IF NOT EXISTS horizon_probe (v int)")
+        # Wait for the paused load's last row (if one was in flight) to settle.
+        quiet = (await _v4_poll(pg)).xid_horizon
+        for _ in range(20):
+            await asyncio.sleep(0.5)
+            now = (await _v4_poll(pg)).xid_horizon
+            if now == quiet:
+                break
+            quiet = now
+        before = await _v4_poll(pg)
+        assert before.xid_horizon is not None and before.xid_horizon > 3
+        assert before.xids_in_progress == 0
+        current = await direct.fetchval("SELECT txid_snapshot_xmax(txid_current_snapshot())")
+        assert before.xid_horizon == current
+
+        # Background WAL — a checkpoint, a switch, idle time — is no transaction.
+        lsn = before.current_lsn
+        await direct.execute("CHECKPOINT")
+        await direct.execute("SELECT pg_switch_wal()")
+        await asyncio.sleep(3)
+        idle = await _v4_poll(pg)
+        assert idle.current_lsn is not None and lsn is not None and idle.current_lsn > lsn
+        assert idle.xid_horizon == before.xid_horizon
+        assert idle.xids_in_progress == 0
+
+        # A writing transaction in progress is counted, and the horizon waits for it to end.
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("INSERT INTO horizon_probe VALUES (1)")
+        open_ = await _v4_poll(pg)
+        assert open_.xids_in_progress == 1
+        assert open_.xid_horizon == before.xid_horizon
+        await tx.commit()
+        after = await _v4_poll(pg)
+        assert after.xid_horizon == before.xid_horizon + 1
+        assert after.xids_in_progress == 0
+
+        # One more one-row INSERT by another session: one more.
+        await other.execute("INSERT INTO horizon_probe VALUES (2)")
+        last = await _v4_poll(pg)
+        assert last.xid_horizon == before.xid_horizon + 2
+    finally:
+        await direct.execute("ALTER SYSTEM RESET autovacuum")
+        await direct.execute("SELECT pg_reload_conf()")
+        await asyncio.to_thread(sandbox_post, world, "/_sandbox/load/resume")
+        await other.close()
+        await direct.close()
+        await pg.close()
+
+
+async def test_the_roles_that_cannot_connect_are_listed(
+    world: RunningWorld, cfg: Config, kube: KubeSource
+) -> None:
+    pg = PgSource("v4", cfg, IVYO, v4_locator(cfg, kube, lambda: kube.v4_state().port))
+    direct = await asyncpg.connect(world.v4_dsn)
+    try:
+        assert "testuser" not in (await _v4_poll(pg)).blocked_roles
+        await direct.execute("ALTER ROLE testuser CONNECTION LIMIT 0")
+        await direct.execute("CREATE ROLE zz_blocked_nologin CONNECTION LIMIT 0")
+        try:
+            blocked = (await _v4_poll(pg)).blocked_roles
+        finally:
+            await direct.execute("ALTER ROLE testuser CONNECTION LIMIT -1")
+            await direct.execute("DROP ROLE zz_blocked_nologin")
+        assert "testuser" in blocked
+        assert "zz_blocked_nologin" not in blocked  # not a login role
+        assert list(blocked) == sorted(blocked)
+        assert "testuser" not in (await _v4_poll(pg)).blocked_roles
+    finally:
+        await direct.close()
+        await pg.close()
 
 
 async def test_v5_values_equal_what_asyncpg_says(

@@ -17,11 +17,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input
 from tui_fakes import CONFIG, S3_KEYS, catching_up, frozen_app, make_view, stale_repo_with_alarm
 
+from ivytui.domain.actions import ACTIONS, check
+from ivytui.domain.runbook import Check
 from ivytui.errors import KubeError
 from ivytui.sources.actions import GuardRefused
 from ivytui.sources.kube_write import ConflictError
 from ivytui.tui.app import IvyApp
-from ivytui.tui.driving import Running, quit_question, refusal
+from ivytui.tui.driving import Running, quit_question
 from ivytui.tui.screens.confirm import ConfirmScreen, ReasonsScreen
 from ivytui.tui.widgets import Line
 
@@ -29,15 +31,16 @@ WIDE = (160, 48)
 NARROW = (80, 24)
 
 STEP_KEYS = {
-    "c": "create_standby",
+    "c": "create-standby",
     "f": "freeze",
     "u": "thaw",
-    "s": "shutdown_v4",
+    "s": "shutdown-v4",
     "o": "promote",
     "g": "grants",
-    "x": "retire_v4",
+    "x": "retire-v4",
     "a": "abort",
 }
+"""The default key of each action of the domain's table."""
 
 
 def on_top(app: IvyApp) -> Screen[Any]:
@@ -83,24 +86,25 @@ async def open_confirm(pilot: Pilot[Any], app: IvyApp, key: str) -> ConfirmScree
     return confirm(app)
 
 
-async def test_every_step_key_is_bound_with_an_id_and_a_description() -> None:
+async def test_every_action_of_the_table_is_one_binding_with_its_words() -> None:
     app, _ = frozen_app(catching_up())
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        bound = {
-            b.key: b
-            for b in IvyApp.BINDINGS
-            if not isinstance(b, tuple) and b.action in STEP_KEYS.values()
-        }
-        assert {key: b.action for key, b in bound.items()} == STEP_KEYS
-        assert all(b.id and b.description and b.tooltip for b in bound.values())
-        assert IvyApp.MUTATING_ACTIONS == {*STEP_KEYS.values(), "act_on_step"}
-        shown = {ab.binding.action for ab in app.screen.active_bindings.values() if ab.enabled}
-        assert set(STEP_KEYS.values()) <= shown
+        bound = {b.id: b for b in IvyApp.BINDINGS if not isinstance(b, tuple)}
+        for spec in ACTIONS:
+            binding = bound[spec.id]
+            assert binding.key == spec.key
+            assert binding.action == f"act('{spec.id}')"
+            assert (binding.description, binding.tooltip) == (spec.label, spec.help)
+        assert {spec.key: spec.id for spec in ACTIONS} == STEP_KEYS
+        # in DRIVER mode every one of them is in the footer and enabled
+        shown = {ab.binding.id for ab in app.screen.active_bindings.values() if ab.enabled}
+        assert {*STEP_KEYS.values(), "take-over"} <= shown
         # the runbook shows which key acts on which step
         table = app.main.runbook.steps_table
         keys = {row: table.get_row(row)[1].plain for row in ("1", "3", "4", "5", "6", "7")}
         assert keys == {"1": "c", "3": "f", "4": "s", "5": "o", "6": "g", "7": "x"}
+        assert table.get_row("2")[1].plain == ""
 
 
 async def test_c_shows_the_standby_yaml_and_y_creates_it() -> None:
@@ -200,8 +204,9 @@ async def test_shutdown_before_the_switch_shows_the_override_and_refuses_without
         await settle(pilot)
         screen = await open_confirm(pilot, app, "s")
         assert screen.plan.override_needed
-        failing = screen.query_one("#confirm-failing", Line).markup_text
-        assert "step 3 (Freeze and final WAL switch) is not done" in failing
+        checks = screen.query_one("#confirm-checks-list", Line).markup_text
+        assert checks.startswith("[b]Refused without the override, because:[/]")
+        assert "✗[/] [$error]step 3 (Freeze and final WAL switch) is not done" in checks
         assert "spec.shutdown: true" in screen.plan.diff
         assert screen.query_one("#confirm-button-yes", Button).disabled
         await pilot.press("escape")
@@ -212,6 +217,8 @@ async def test_shutdown_before_the_switch_shows_the_override_and_refuses_without
         await pilot.press(*"hippo", "enter")
         await until(pilot, "the action ran", lambda: hub.executor.executed and app.running is None)
         assert hub.executor.executed == [("shutdown-v4", "", "hippo")]
+        shown = hub.executor.shown[-1]
+        assert shown is not None and shown.override and not shown.ok
 
 
 async def test_freeze_can_end_the_sessions_and_shows_the_sql() -> None:
@@ -239,7 +246,7 @@ async def test_freeze_can_end_the_sessions_and_shows_the_sql() -> None:
             pilot, "the plan built again", lambda: "pg_terminate_backend" in screen.plan.sql
         )
         assert screen.query_one(Checkbox).value
-        assert "end the remaining client sessions" in screen.plan.summary
+        assert screen.plan.options["terminate_sessions"] is True
         await pilot.press("y")
         await until(pilot, "the action ran", lambda: hub.executor.executed and app.running is None)
         assert hub.executor.plans[-1].options["terminate_sessions"] is True
@@ -407,9 +414,13 @@ async def test_thaw_and_abort_say_when_there_is_nothing_to_undo() -> None:
         await settle(pilot)
         await pilot.press("u")
         await settle(pilot)
-        assert reasons(app).reasons == ("v4 is not frozen (default_transaction_read_only is off)",)
+        assert reasons(app).title_text == "thaw v4"
+        assert reasons(app).reasons == (
+            "v4 is not frozen (default_transaction_read_only is off, no role blocked)",
+        )
         await pilot.press("escape", "a")
         await settle(pilot)
+        assert reasons(app).title_text == "nothing to abort"
         assert "nothing to undo" in reasons(app).reasons[0]
     frozen, hub2 = frozen_app(df.frozen())
     async with frozen.run_test(size=WIDE) as pilot:
@@ -421,11 +432,17 @@ async def test_thaw_and_abort_say_when_there_is_nothing_to_undo() -> None:
         assert hub2.executor.executed == [("thaw", "", "")]
 
 
-def test_abort_after_promotion_names_the_two_writers() -> None:
-    found = refusal(make_view(df.promoted()), "abort")
-    assert found is not None
-    assert found.reasons[0] == "v5 is promoted: restarting v4 would put two writers on one repo"
-    assert "must stay shut down" in found.reasons[1]
+async def test_abort_after_promotion_names_the_two_writers() -> None:
+    app, hub = frozen_app(df.promoted())
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        screen = reasons(app)
+        assert screen.title_text == "abort refused"
+        assert "v5 is promoted: restarting v4 would put two writers on one repo" in screen.reasons
+        assert any(text.startswith("the v5 spec says promoted") for text in screen.reasons)
+        assert hub.executor.planned == []
 
 
 def test_the_quit_question_says_the_cluster_is_the_state() -> None:
@@ -438,15 +455,19 @@ async def test_read_only_dims_every_step_key_and_sends_nothing() -> None:
     app, hub = frozen_app(df.down(), config=replace(CONFIG, read_only=True), read_only=True)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        for action in IvyApp.MUTATING_ACTIONS:
-            assert app.check_action(action, ()) is None, action
-        dimmed = {ab.binding.action for ab in app.screen.active_bindings.values() if not ab.enabled}
-        assert set(STEP_KEYS.values()) <= dimmed
-        for key in (*STEP_KEYS, "4", "enter"):
+        for spec in ACTIONS:
+            assert spec.mutates
+            assert app.check_action("act", (spec.id,)) is None, spec.id
+        assert app.check_action("act_on_step", ()) is None
+        assert app.check_action("take_over", ()) is None
+        dimmed = {ab.binding.id for ab in app.screen.active_bindings.values() if not ab.enabled}
+        assert {*STEP_KEYS.values(), "take-over"} <= dimmed
+        for key in (*STEP_KEYS, "T", "4", "enter"):
             await pilot.press(key)
             await settle(pilot, 2)
             assert isinstance(on_top(app), type(app.main)), key
         assert hub.executor.planned == [] and hub.executor.executed == []
+        assert hub.executor.took_over == []
 
 
 async def test_a_new_alarm_rings_the_bell_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,8 @@ from ivytui.domain.lsn import Lsn
 from ivytui.domain.model import ArchiverStats, PodInfo, Snapshot
 from ivytui.domain.repoinfo import parse_backup_info
 from ivytui.domain.runbook import Alarm, StepStatus, alarms, evaluate
-from ivytui.sources.actions import Executor, Outcome, Plan
+from ivytui.domain.actions import Verdict
+from ivytui.sources.actions import Executor, GuardRefused, Outcome, Plan
 from ivytui.tui.app import IvyApp, make_app
 
 DATA = Path(__file__).parent.parent / "domain" / "data"
@@ -304,16 +305,24 @@ class PlanningHub:
 
 class FakeExecutor:
     """Plans with the real executor (from the frozen view); records what it is asked to run
-    instead of running it, optionally holding it until ``release`` or failing with ``fail_with``."""
+    instead of running it, optionally holding it until ``release`` or failing with ``fail_with``.
+    ``interrupted`` answers ``unfinished``; ``take_over`` refuses unless the cluster name is
+    typed, as the real one does."""
 
     def __init__(self, hub: FakeHub, config: Config) -> None:
         self.real = Executor(cast(Any, PlanningHub(hub, config)))
+        self.cluster = config.cluster
+        self.holder = "oncall@bastion-1 (pid 4242, 7f3a)"
         self.busy: str | None = None
         self.planned: list[str] = []
         self.executed: list[tuple[str, str, str]] = []
         self.plans: list[Plan] = []
+        self.shown: list[Verdict | None] = []
         self.hold: asyncio.Event | None = None
         self.fail_with: BaseException | None = None
+        self.unfinished: tuple[str, ...] = ()
+        self.interrupted_asked = 0
+        self.took_over: list[str] = []
         self.closed = False
 
     async def plan(self, key: str, *, terminate_sessions: bool = False) -> Plan:
@@ -330,10 +339,12 @@ class FakeExecutor:
         override: str = "",
         typed: str = "",
         progress: Callable[[str], None] | None = None,
+        shown: Verdict | None = None,
     ) -> Outcome:
         say = progress or (lambda text: None)
         self.executed.append((plan.key, typed, override))
         self.plans.append(plan)
+        self.shown.append(shown)
         self.busy = plan.title
         try:
             say("server-side dry run")
@@ -345,6 +356,18 @@ class FakeExecutor:
             return Outcome(True, f"{plan.title}: done")
         finally:
             self.busy = None
+
+    async def interrupted(self) -> tuple[str, ...]:
+        self.interrupted_asked += 1
+        return self.unfinished
+
+    async def take_over(self, typed: str) -> str:
+        self.took_over.append(typed)
+        if typed != self.cluster:
+            raise GuardRefused(f"type the cluster name {self.cluster} to take over")
+        if self.fail_with is not None:
+            raise self.fail_with
+        return "took the driver lease from alice@laptop (pid 77, 1c2d)"
 
     async def close(self) -> None:
         self.closed = True
@@ -364,11 +387,18 @@ def frozen_app(
     *,
     config: Config = CONFIG,
     logs: tuple[LogEntry, ...] = SAMPLE_LOGS,
+    keymap: Mapping[str, str] | None = None,
     **view: Any,
 ) -> tuple[IvyApp, FakeHub]:
     hub = FakeHub(make_view(snap, **view), logs=logs)
     hub.executor = FakeExecutor(hub, config)
-    app = make_app(config, hub, clock=lambda: NOW, executor_factory=lambda _hub: hub.executor)
+    app = make_app(
+        config,
+        hub,
+        clock=lambda: NOW,
+        executor_factory=lambda _hub: hub.executor,
+        keymap=keymap,
+    )
     return app, hub
 
 

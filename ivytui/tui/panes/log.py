@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import events
@@ -18,6 +19,17 @@ from ivytui.tui.protocols import HubViewLike, LogEntryLike
 from ivytui.tui.widgets import rich_text
 
 LEVEL_STYLE = {"error": "$error", "warning": "$warning"}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalEntry:
+    """A log line made by the UI itself (refresh asked, interval changed, an action's stages,
+    hub errors)."""
+
+    at: float
+    source: str
+    level: str
+    text: str
 
 
 def entry_markup(entry: LogEntryLike) -> str:

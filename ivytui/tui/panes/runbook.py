@@ -14,7 +14,6 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from ivytui.domain.model import SourceName
 from ivytui.domain.runbook import STEPS, StepStatus
-from ivytui.tui.driving import step_keys
 from ivytui.tui.panes.base import Pane
 from ivytui.tui.protocols import HubViewLike
 from ivytui.tui.text import mark, muted
@@ -88,12 +87,13 @@ class RunbookPane(Pane):
         ),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, keys: Mapping[int, str] | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.steps_table = KeyedTable(STEP_COLUMNS, id="steps")
         self.checks = Line(muted("waiting for the first snapshot…"), id="checks")
         self._steps: dict[str, StepStatus] = {}
-        self._keys: dict[int, str] = {}
+        self._keys: dict[int, str] = dict(keys or {})
+        """The key of each step that has an action, as the app binds it (its keymap applied)."""
         self._chosen: str | None = None
         self._programmatic: str | None = None
 
@@ -104,7 +104,12 @@ class RunbookPane(Pane):
 
     def on_mount(self) -> None:
         self.set_title("runbook")
-        self._keys = step_keys(type(self.app).BINDINGS)
+        self._sync_rows()
+
+    def _sync_rows(self) -> None:
+        if self._steps:
+            self.steps_table.sync(step_rows(list(self._steps.values()), self._keys))
+            return
         self.steps_table.sync(
             [
                 (
@@ -114,6 +119,12 @@ class RunbookPane(Pane):
                 for s in STEPS
             ]
         )
+
+    def set_keys(self, keys: Mapping[int, str]) -> None:
+        """New keys for the steps (the keymap changed): the key column follows."""
+        self._keys = dict(keys)
+        if self.is_mounted:
+            self._sync_rows()
 
     def render_view(self, view: HubViewLike, now: float) -> None:
         steps = view.steps

@@ -5,9 +5,11 @@ the live object, the equivalent ``kubectl`` command, the SQL or the YAML (highli
 scrollable body) — and answers ``True`` only on an explicit yes. Focus starts on "No"; ``y``
 confirms an ordinary step; deletion and abort need the cluster name typed, and so does step 4
 before step 3 (the override). Step 1's YAML can be edited in ``$EDITOR`` and is validated again;
-step 3 has the choice to end the remaining client sessions (the plan is built again).
+step 3 has the choice to end the remaining client sessions (the plan is built again). Under the
+plan, the verdict of the action's guard that the key read (``ivytui.domain.actions.check``):
+every check, red first, then green — the same verdict the executor is handed with the yes.
 
-:class:`ReasonsScreen` lists why a key did nothing (a blocked step's failing checks) or why an
+:class:`ReasonsScreen` lists why a key did nothing (the failing checks of its verdict) or why an
 action was refused or failed (the error's title, message and checks).
 """
 
@@ -29,8 +31,11 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Static
 
+from ivytui.domain.actions import Verdict
+from ivytui.domain.runbook import Check
 from ivytui.errors import IvyError
 from ivytui.tui.protocols import PlanLike
+from ivytui.tui.text import mark
 from ivytui.tui.widgets import Line
 
 Replan = Callable[[bool], Awaitable[PlanLike]]
@@ -78,6 +83,25 @@ def fit_body(dialog: Widget, body: Widget, screen_height: int) -> None:
         body.styles.max_height = limit
 
 
+def verdict_markup(verdict: Verdict) -> str:
+    """The checks of a verdict, red first, under a heading that says what they decide."""
+    if verdict.override:
+        head = "[b]Refused without the override, because:[/]"
+    elif verdict.ok:
+        head = "[b]Checked when the key was pressed[/] [$text-muted](again before acting)[/]"
+    else:
+        head = "[b]Refused, because:[/]"
+    ordered = sorted(verdict.checks, key=lambda check: check.ok)
+    return "\n".join([head, *(mark(check.ok, check.text) for check in ordered)])
+
+
+def reason_markup(reason: str | Check) -> str:
+    """A sentence in red, or a check in its colour."""
+    if isinstance(reason, Check):
+        return mark(reason.ok, reason.text)
+    return f"[$error]✗ {escape(reason)}[/]"
+
+
 def _lines(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") else 1)
 
@@ -107,7 +131,7 @@ class ConfirmScreen(ModalScreen[bool]):
         plan: PlanLike,
         *,
         cluster: str = "",
-        failing: Sequence[str] = (),
+        verdict: Verdict | None = None,
         replan: Replan | None = None,
         edit: Edit | None = None,
         yes_label: str | None = None,
@@ -115,7 +139,7 @@ class ConfirmScreen(ModalScreen[bool]):
         super().__init__(id="confirm")
         self.plan = plan
         self.cluster = cluster
-        self.failing = tuple(failing)
+        self.verdict = verdict
         self._replan = replan
         self._edit = edit
         self.yes_label = yes_label or f"Yes, {plan.title}"
@@ -159,10 +183,6 @@ class ConfirmScreen(ModalScreen[bool]):
                     "\n".join(f"[$warning]⚠ {escape(w)}[/]" for w in warnings),
                     id="confirm-warnings",
                 )
-            if self.failing:
-                lines = ["[b]Refused without the override, because:[/]"]
-                lines += [f"[$error]✗ {escape(text)}[/]" for text in self.failing]
-                yield Line("\n".join(lines), id="confirm-failing")
             with self.body:
                 for field, heading, _ in SECTIONS:
                     head = Static(f"[b]{escape(heading)}[/]", classes="code-head")
@@ -171,6 +191,9 @@ class ConfirmScreen(ModalScreen[bool]):
                     self._codes[field] = code
                     yield head
                     yield code
+            if self.verdict is not None and self.verdict.checks:
+                with VerticalScroll(id="confirm-checks", can_focus=False):
+                    yield Line(verdict_markup(self.verdict), id="confirm-checks-list")
             if self._replan is not None:
                 yield Checkbox(
                     TERMINATE_LABEL,
@@ -420,7 +443,7 @@ class ReasonsScreen(ModalScreen[None]):
         self,
         title: str,
         message: str,
-        reasons: Sequence[str] = (),
+        reasons: Sequence[str | Check] = (),
         *,
         hint: str = "",
         error: bool = False,
@@ -437,7 +460,7 @@ class ReasonsScreen(ModalScreen[None]):
         with Vertical(id="reasons-dialog", classes=classes):
             yield Line(escape(self.message), id="reasons-message")
             if self.reasons:
-                lines = [f"[$error]✗ {escape(text)}[/]" for text in self.reasons]
+                lines = [reason_markup(reason) for reason in self.reasons]
                 with VerticalScroll(id="reasons-body"):
                     yield Line("\n".join(lines), id="reasons-list")
             if self.hint:
@@ -457,7 +480,13 @@ class ReasonsScreen(ModalScreen[None]):
             fit_body(self.query_one("#reasons-dialog"), bodies.first(), self.size.height)
 
     def as_text(self) -> str:
-        return "\n".join([f"{self.title_text}: {self.message}", *(f"- {r}" for r in self.reasons)])
+        lines = [f"{self.title_text}: {self.message}"]
+        for reason in self.reasons:
+            if isinstance(reason, Check):
+                lines.append(f"{'✓' if reason.ok else '✗'} {reason.text}")
+            else:
+                lines.append(f"- {reason}")
+        return "\n".join(lines)
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.as_text())

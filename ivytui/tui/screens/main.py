@@ -6,7 +6,7 @@ tab strip, ``tab``/``shift+tab`` (or ``1``–``5``) to move between them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
@@ -69,7 +69,7 @@ class MainScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, step_keys: Mapping[int, str] | None = None) -> None:
         super().__init__(id="main")
         self.config = config
         self.header = HeaderBar("", id="header")
@@ -81,7 +81,7 @@ class MainScreen(Screen[None]):
         self.v4 = V4Pane(id="v4-pane")
         self.repo = StoragePane(id="repo-pane")
         self.v5 = V5Pane(id="v5-pane")
-        self.runbook = RunbookPane(id="runbook-pane")
+        self.runbook = RunbookPane(keys=step_keys, id="runbook-pane")
         self.log_pane = LogPane(id="log-pane")
         self.progress = Line("", id="action-progress")
         self.progress.display = False

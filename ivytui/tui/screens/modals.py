@@ -56,12 +56,16 @@ class HelpScreen(ModalScreen[None]):
             "there.",
             "  A blocked step lists its failing checks. Otherwise one confirm shows what will "
             "change: the",
-            "  diff against the live object, the kubectl command, the SQL or the YAML; focus "
-            "starts on No.",
+            "  diff against the live object, the kubectl command, the SQL or the YAML, and the "
+            "checks it",
+            "  passed; focus starts on No.",
             "  Deletion and abort need the cluster name typed. Nothing is sent before a yes, and "
             "the guards",
             "  are checked again at that moment. The cluster is the state: a new ivytui picks "
             "the move up.",
+            "  One console drives at a time; the takeover key asks for the cluster name. Keys "
+            "are remapped",
+            "  by binding id in ~/.config/ivytui/keymap.yaml or --keymap FILE (freeze: F).",
         ]
         if self.read_only:
             lines += ["", "[$warning]MONITOR mode: no key changes anything.[/]"]

@@ -1,0 +1,552 @@
+"""What each action does once its guard held: the writes, in order, and the waits for the
+clusters to react. Mixed into the executor, which provides the writes with preconditions, the
+marks, the journal's record of each change and the waits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ivytui.domain import sql as sqlgen
+from ivytui.domain.actions import abort_witnesses
+from ivytui.domain.flavor import V4_RESOURCE
+from ivytui.domain.lsn import Lsn
+from ivytui.domain.model import Marks, V4LastSeen
+from ivytui.domain.walname import parse_walfile_name
+from ivytui.sources.actions.errors import ActionFailed, GuardRefused, Stopped
+from ivytui.sources.actions.plans import Plan, PlanBuilder
+from ivytui.sources.journal import state_dir
+from ivytui.sources.kube_write import ReadOnlyRefused
+
+if TYPE_CHECKING:
+    from ivytui.sources.actions.executor import Act
+
+Progress = Callable[[str], None]
+QUIET_POLL = 0.1
+QUIET_DEADLINE = 60.0
+SWITCH_TRIES = 5
+
+
+def _spec(obj: Mapping[str, Any]) -> Any:
+    return obj.get("spec")
+
+
+class Runners(PlanBuilder):
+    """The ``_run_<action>`` of every action (see :mod:`ivytui.sources.actions.executor`)."""
+
+    # Provided by the executor.
+    _patch: Any
+    _delete: Any
+    _write_marks: Any
+    _wait: Any
+    step: Any
+    writer: Any
+
+    async def _pg(self, which: str) -> Any:
+        """A driver connection to v4 or v5 (``application_name`` ivytui-driver). Refused in
+        read-only mode, whatever the caller."""
+        if self.config.read_only:
+            raise ReadOnlyRefused("read-only mode: no driver connection to a database")
+        import asyncpg
+
+        from ivytui.sources.postgres import v4_locator, v5_locator
+
+        kube = self.hub.kube
+        if which == "v4":
+            locate = v4_locator(self.config, kube, lambda: self.view.snapshot.v4.port)
+        else:
+            locate = v5_locator(self.config, kube)
+        target = await locate()
+        kwargs: dict[str, Any] = {
+            "timeout": 5,
+            "server_settings": {"application_name": "ivytui-driver"},
+        }
+        if target.dsn:
+            conn = await asyncpg.connect(target.dsn, **kwargs)
+        else:
+            conn = await asyncpg.connect(
+                host=target.host,
+                port=target.port,
+                user=target.user,
+                password=target.password,
+                database=target.database,
+                **kwargs,
+            )
+        # ivytui's own session writes through the freeze it makes (ALTER ROLE, the thaw); a
+        # session SET, so that reset_val still shows what the server is configured with.
+        await conn.execute("SET default_transaction_read_only = off")
+        return conn
+
+    # ---- step 1 ---------------------------------------------------------------------------
+
+    async def _run_create_standby(self, plan: Plan, act: Act, say: Progress) -> str:
+        assert plan.manifest is not None
+        w = self.writer()
+        say("server-side dry run")
+        await w.create_secret(plan.manifest.secret, dry_run=True)
+        await w.create(self.flavor.v5, plan.manifest.cluster, dry_run=True)
+        say("creating the Secret and the standby")
+        await w.create_secret(plan.manifest.secret)
+        act.changed(f"Secret {plan.manifest.secret_name} created")
+        await w.create(self.flavor.v5, plan.manifest.cluster)
+        act.changed(
+            f"{self.flavor.v5.kind} {self.v5_name} created",
+            key=f"{self.flavor.v5.kind}/{self.v5_name}",
+            before=None,
+            after={"standby": True},
+        )
+        return f"created {self.flavor.v5.kind} {self.v5_name} in standby mode"
+
+    # ---- step 3 ---------------------------------------------------------------------------
+
+    async def _run_freeze(self, plan: Plan, act: Act, say: Progress) -> str:
+        terminate = bool(plan.options.get("terminate_sessions"))
+        conn = await self._pg("v4")
+        try:
+            rows = await conn.fetch(sqlgen.blockable_roles_sql(await self.spare_roles()))
+            limits = {str(r["rolname"]): int(r["rolconnlimit"]) for r in rows}
+            recorded = dict(act.snapshot.marks.frozen_roles)
+            # A role blocked by an earlier freeze keeps the limit recorded then.
+            frozen = {**limits, **{r: n for r, n in recorded.items() if r in limits}}
+            roles = tuple(sorted(frozen))
+            # The roles and their limits are recorded before they are changed: a thaw (from
+            # this console or another) can always put them back.
+            await self._write_marks(act, partial(_with, frozen_roles=tuple(sorted(frozen.items()))))
+            act.changed(f"the roles to block recorded on {self.flavor.v5.kind} {self.v5_name}")
+            read_only = await conn.fetchval(
+                "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'"
+            )
+            say("freezing writes on v4")
+            ended = 0
+            for stmt in sqlgen.freeze_statements(terminate, roles):
+                if stmt.startswith("SELECT pid"):
+                    ended += len(await conn.fetch(stmt))
+                else:
+                    await conn.execute(stmt)
+            act.changed(
+                "v4 set read-only by default (ALTER SYSTEM)",
+                key="v4/default_transaction_read_only",
+                before=read_only,
+                after="on",
+            )
+            if roles:
+                act.changed(
+                    f"connection limit 0 for {', '.join(roles)}",
+                    key="v4/connection_limits",
+                    before={r: limits[r] for r in roles},
+                    after=dict.fromkeys(roles, 0),
+                )
+            if ended:
+                act.changed(f"{ended} client session(s) ended")
+            await self._verify_frozen(conn, roles)
+            say("waiting until no transaction is in progress on v4")
+            target, walfile, horizon = await self._final_switch(conn)
+        finally:
+            await conn.close()
+        act.changed(f"WAL switched at {target} ({walfile})")
+        timeline, _ = parse_walfile_name(walfile, act.snapshot.segment_size)
+        await self._write_marks(
+            act,
+            lambda m: _with(
+                m,
+                target_lsn=target,
+                target_timeline=timeline,
+                target_xid_horizon=horizon,
+                frozen_at=time.time(),
+            ),
+        )
+        act.changed(
+            f"final switch recorded on {self.flavor.v5.kind} {self.v5_name}",
+            key="marks/target",
+            before=None,
+            after={"lsn": str(target), "xid_horizon": horizon},
+        )
+        await self._wait_switch_replayed(target, walfile, say)
+        return (
+            f"v4 frozen; final switch at {target} ({walfile}, xid horizon {horizon}) is in the "
+            "repo and replayed"
+        )
+
+    async def _wait_switch_replayed(self, target: Lsn, walfile: str, say: Progress) -> None:
+        """Until the view shows this switch recorded, its segment in the repo and v5 past it."""
+        await self._wait(
+            f"segment {walfile} in the repo and replayed by v5",
+            lambda: self.view.snapshot.marks.target_lsn == target and self.step(3).state == "done",
+            say,
+        )
+
+    async def _verify_frozen(self, conn: Any, roles: tuple[str, ...]) -> None:
+        """Read the freeze back: the setting in force and every role at connection limit 0."""
+        row = await conn.fetchrow(
+            "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'"
+        )
+        if row is None or row["reset_val"] != "on":
+            raise ActionFailed("the freeze did not take: default_transaction_read_only is off")
+        if roles:
+            left = await conn.fetch(
+                "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[]) "
+                "AND rolconnlimit <> 0",
+                list(roles),
+            )
+            if left:
+                names = ", ".join(str(r["rolname"]) for r in left)
+                raise ActionFailed(f"the freeze did not take for the roles {names}")
+
+    async def _final_switch(self, conn: Any) -> tuple[Lsn, str, int]:
+        """``CHECKPOINT`` and ``pg_switch_wal()`` at a moment when no transaction is in
+        progress, returning the switch's end, its segment and the xid horizon of that moment."""
+        deadline = time.monotonic() + QUIET_DEADLINE
+        for _ in range(SWITCH_TRIES):
+            last: int | None = None
+            while True:
+                row = await conn.fetchrow(sqlgen.horizon_sql())
+                horizon = int(row[sqlgen.HORIZON_COLUMN])
+                if int(row[sqlgen.IN_PROGRESS_COLUMN]) == 0 and horizon == last:
+                    break
+                last = horizon if int(row[sqlgen.IN_PROGRESS_COLUMN]) == 0 else None
+                if time.monotonic() > deadline:
+                    raise ActionFailed(
+                        "v4 kept a writing transaction open for "
+                        f"{QUIET_DEADLINE:.0f} s after the freeze (a superuser's session?): "
+                        "end the remaining sessions (tick the option) or thaw"
+                    )
+                await asyncio.sleep(QUIET_POLL)
+            result = None
+            for stmt in sqlgen.switch_statements():
+                result = await conn.fetchrow(stmt)
+            assert result is not None
+            if int(result[sqlgen.IN_PROGRESS_COLUMN]) == 0:
+                return (
+                    Lsn.parse(str(result[sqlgen.SWITCH_LSN_COLUMN])),
+                    str(result[sqlgen.SWITCH_WALFILE_COLUMN]),
+                    int(result[sqlgen.HORIZON_COLUMN]),
+                )
+        raise ActionFailed(
+            f"a transaction was in progress at each of {SWITCH_TRIES} WAL switches: the final "
+            "switch is not recorded; end the remaining sessions (tick the option) or thaw"
+        )
+
+    async def _run_thaw(self, plan: Plan, act: Act, say: Progress) -> str:
+        frozen = act.snapshot.marks.frozen_roles
+        await self._thaw(act, frozen)
+        if act.objects.get("v5"):
+            await self._write_marks(
+                act,
+                lambda m: _with(
+                    m,
+                    target_lsn=None,
+                    target_timeline=None,
+                    target_xid_horizon=None,
+                    frozen_at=None,
+                    frozen_roles=(),
+                ),
+            )
+        return f"v4 {self.cluster} accepts writes again"
+
+    async def _thaw(self, act: Act, frozen: tuple[tuple[str, int], ...]) -> None:
+        conn = await self._pg("v4")
+        try:
+            for stmt in sqlgen.thaw_statements(frozen):
+                await conn.execute(stmt)
+            act.changed(
+                "v4 writable by default again",
+                key="v4/default_transaction_read_only",
+                before="on",
+                after="off",
+            )
+            if frozen:
+                act.changed(
+                    "connection limits put back: " + ", ".join(f"{r} {n}" for r, n in frozen),
+                    key="v4/connection_limits",
+                    before=dict.fromkeys((r for r, _ in frozen), 0),
+                    after=dict(frozen),
+                )
+            # Read back: the setting and every role as it was.
+            setting = await conn.fetchval(
+                "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'"
+            )
+            rows = await conn.fetch(
+                "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1::text[])",
+                [r for r, _ in frozen],
+            )
+        finally:
+            await conn.close()
+        now = {str(r["rolname"]): int(r["rolconnlimit"]) for r in rows}
+        wrong = [f"{r} has {now.get(r)} (was {n})" for r, n in frozen if r in now and now[r] != n]
+        if setting != "off" or wrong:
+            raise ActionFailed(
+                "the thaw did not verify: "
+                + "; ".join(
+                    [
+                        *(
+                            ["default_transaction_read_only is still on"]
+                            if setting != "off"
+                            else []
+                        ),
+                        *wrong,
+                    ]
+                )
+            )
+
+    # ---- step 4 ---------------------------------------------------------------------------
+
+    async def _run_shutdown_v4(self, plan: Plan, act: Act, say: Progress) -> str:
+        snap = act.snapshot
+        if snap.v4db.reachable:
+            conn = await self._pg("v4")
+            try:
+                say("ending v4's remaining client sessions")
+                ended = len(await conn.fetch(sqlgen.terminate_sessions_sql(None)))
+                if ended:
+                    act.changed(f"{ended} client session(s) ended on v4")
+                horizon, lsn = await self._nothing_committed_since_switch(conn, act, say)
+            finally:
+                await conn.close()
+            timeline = snap.v4db.timeline
+            if snap.v5.exists and timeline is not None:
+                seen = V4LastSeen(
+                    lsn=lsn,
+                    timeline=timeline,
+                    system_id=snap.v4db.system_id,
+                    at=time.time(),
+                    xid_horizon=horizon,
+                )
+                # Remember v4's last position: the promotion gate compares it with the repo.
+                await self._write_marks(act, lambda m: _with(m, v4_last_seen=seen))
+        say("patching spec.shutdown")
+        await self._patch(
+            act,
+            "v4",
+            V4_RESOURCE,
+            self.cluster,
+            plan.options["patch"],
+            depends=_spec,
+            recheck=True,
+        )
+        act.changed(
+            f"spec.shutdown set on Pgcluster {self.cluster}",
+            key="v4/spec.shutdown",
+            before=snap.v4.shutdown,
+            after=True,
+        )
+        await self._wait(
+            "v4 proven down (Shutdown, no PostgreSQL pod, database unreachable)",
+            lambda: self.step(4).state == "done",
+            say,
+        )
+        return f"v4 {self.cluster} is down"
+
+    async def _nothing_committed_since_switch(
+        self, conn: Any, act: Act, say: Progress
+    ) -> tuple[int, Lsn]:
+        """At the instant before the shutdown: v4's xid horizon is the one of the final switch
+        and no transaction is in progress. A transaction that committed after the switch (an
+        autovacuum's ANALYZE, a superuser's session) gets the switch repeated, and its segment
+        archived and replayed, before v4 is shut down; never passed over."""
+        marks = act.snapshot.marks
+        recorded = marks.target_xid_horizon
+        for _ in range(SWITCH_TRIES):
+            row = await conn.fetchrow(sqlgen.horizon_sql())
+            horizon = int(row[sqlgen.HORIZON_COLUMN])
+            in_progress = int(row[sqlgen.IN_PROGRESS_COLUMN])
+            lsn = Lsn.parse(str(row["lsn"]))
+            if marks.target_lsn is None:  # the override: no final switch to hold it to
+                return horizon, lsn
+            if recorded is not None and horizon == recorded and not in_progress:
+                return horizon, lsn
+            say(
+                f"a transaction committed on v4 after the final switch (xid horizon "
+                f"{recorded} → {horizon}): switching WAL again"
+            )
+            target, walfile, recorded = await self._final_switch(conn)
+            act.changed(f"WAL switched again at {target} ({walfile})")
+            timeline, _ = parse_walfile_name(walfile, act.snapshot.segment_size)
+            await self._write_marks(
+                act,
+                partial(
+                    _with, target_lsn=target, target_timeline=timeline, target_xid_horizon=recorded
+                ),
+            )
+            await self._wait_switch_replayed(target, walfile, say)
+        raise GuardRefused(
+            f"transactions kept committing on v4 after {SWITCH_TRIES} WAL switches: v4 was not "
+            "shut down; end the remaining sessions (freeze again with the option ticked) or thaw"
+        )
+
+    # ---- step 5 ---------------------------------------------------------------------------
+
+    async def _run_promote(self, plan: Plan, act: Act, say: Progress) -> str:
+        say("patching spec.standby.enabled")
+        await self._patch(
+            act,
+            "v5",
+            self.flavor.v5,
+            self.v5_name,
+            plan.options["patch"],
+            depends=_spec,
+            recheck=True,
+        )
+        act.changed(
+            f"spec.standby.enabled false on {self.flavor.v5.kind} {self.v5_name}",
+            key="v5/spec.standby.enabled",
+            before=act.snapshot.v5.standby_enabled,
+            after=False,
+        )
+        await self._wait(
+            "v5 out of recovery on a new timeline, its .history file in the repo",
+            lambda: self.step(5).state == "done",
+            say,
+        )
+        frozen = act.snapshot.marks.frozen_roles
+        if frozen:
+            # ALTER ROLE is in the WAL: v5 replayed the freeze's connection limits too.
+            say("putting back on v5 the connection limits the freeze set on v4")
+            await self._restore_limits(act, "v5", frozen)
+        return f"v5 {self.v5_name} is promoted"
+
+    async def _restore_limits(
+        self, act: Act, which: str, frozen: tuple[tuple[str, int], ...]
+    ) -> None:
+        conn = await self._pg(which)
+        try:
+            for role, limit in frozen:
+                await conn.execute(sqlgen.restore_role_statement(role, limit))
+            rows = await conn.fetch(
+                "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1::text[])",
+                [r for r, _ in frozen],
+            )
+        finally:
+            await conn.close()
+        act.changed(
+            f"connection limits put back on {which}: " + ", ".join(f"{r} {n}" for r, n in frozen),
+            key=f"{which}/connection_limits",
+            before=dict.fromkeys((r for r, _ in frozen), 0),
+            after=dict(frozen),
+        )
+        now = {str(r["rolname"]): int(r["rolconnlimit"]) for r in rows}
+        wrong = [f"{r} has {now[r]} (was {n})" for r, n in frozen if r in now and now[r] != n]
+        if wrong:
+            raise ActionFailed(
+                f"the connection limits on {which} did not verify: " + "; ".join(wrong)
+            )
+
+    # ---- step 6 ---------------------------------------------------------------------------
+
+    async def _run_grants(self, plan: Plan, act: Act, say: Progress) -> str:
+        conn = await self._pg("v5")
+        try:
+            is_super = await conn.fetchval(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+            )
+            if not is_super:
+                user = await conn.fetchval("SELECT current_user")
+                raise GuardRefused(
+                    f"the connection's role {user} is not a superuser: the grants need one "
+                    "(give a superuser in the config's v5.database)"
+                )
+            say("granting, in one transaction")
+            async with conn.transaction():
+                for stmt in sqlgen.grants_statements(self.flavor):
+                    await conn.execute(stmt)
+            act.changed(
+                f"{self.flavor.replication_role} created if missing and granted EXECUTE",
+                key="v5/grants",
+                before=act.snapshot.v5db.grants_verified,
+                after=True,
+            )
+            row = await conn.fetchrow(sqlgen.verify_grants_sql(self.flavor))
+            problems = sqlgen.grant_problems(self.flavor, dict(row) if row else {})
+        finally:
+            await conn.close()
+        if problems:
+            raise ActionFailed("the grants did not verify: " + "; ".join(problems))
+        await self._wait("the grants verified", lambda: self.step(6).state == "done", say)
+        return f"{self.flavor.replication_role} has its four grants"
+
+    # ---- step 7 ---------------------------------------------------------------------------
+
+    async def _export_credentials(self) -> Path:
+        core = await self.writer().core()
+        listing = await core.list_namespaced_secret(
+            self.namespace, label_selector=f"pg-cluster={self.cluster}"
+        )
+        users: dict[str, dict[str, str]] = {}
+        for item in listing.items:
+            name = item.metadata.name
+            if not (name.startswith(f"{self.cluster}-") and name.endswith("-secret")):
+                continue
+            data = {k: base64.b64decode(v).decode() for k, v in (item.data or {}).items()}
+            if "username" in data or "password" in data:
+                users[name] = data
+        if not users:
+            raise ActionFailed(f"no v4 user Secret ({self.cluster}-<user>-secret) to export")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = state_dir() / f"{self.cluster}-v4-credentials-{stamp}.json"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(
+                {"cluster": self.cluster, "namespace": self.namespace, "secrets": users},
+                fh,
+                indent=2,
+            )
+        return path
+
+    async def _run_retire_v4(self, plan: Plan, act: Act, say: Progress) -> str:
+        schedules = act.snapshot.v4.backup_schedules
+        if schedules:
+            raise GuardRefused(
+                f"v4 backup schedules still exist ({', '.join(schedules)}): they would run "
+                "against the shared repo; delete them first"
+            )
+        say("exporting the v4 user credentials")
+        path = await self._export_credentials()
+        act.changed(f"v4 credentials exported to {path}")
+        say(f"deleting Pgcluster {self.cluster}")
+        await self._delete(act, "v4", V4_RESOURCE, self.cluster, depends=_spec)
+        act.changed(
+            f"Pgcluster {self.cluster} deleted", key="v4", before="present", after="deleted"
+        )
+        await self._wait("the v4 object gone", lambda: self.step(7).state == "done", say)
+        return f"v4 {self.cluster} deleted; its credentials are in {path}"
+
+    # ---- abort ----------------------------------------------------------------------------
+
+    async def _run_abort(self, plan: Plan, act: Act, say: Progress) -> str:
+        if not all(w.ok for w in abort_witnesses(act.snapshot)):  # the guard said so already
+            raise Stopped("v5 cannot be proven a standby")
+        snap = act.snapshot
+        frozen = bool(snap.marks.frozen_roles) or bool(snap.v4db.read_only)
+        if frozen and snap.v4db.reachable:
+            say("thawing v4")
+            await self._thaw(act, snap.marks.frozen_roles)
+        live4 = act.objects.get("v4") or {}
+        if (live4.get("spec") or {}).get("shutdown"):
+            say("restarting v4")
+            await self._patch(
+                act, "v4", V4_RESOURCE, self.cluster, {"spec": {"shutdown": False}}, depends=_spec
+            )
+            act.changed("v4 restarted", key="v4/spec.shutdown", before=True, after=False)
+        if act.objects.get("v5"):
+            say(f"deleting {self.flavor.v5.kind} {self.v5_name}")
+            await self._delete(act, "v5", self.flavor.v5, self.v5_name, depends=_spec)
+            act.changed(
+                "standby deleted",
+                key=f"{self.flavor.v5.kind}/{self.v5_name}",
+                before="present",
+                after="deleted",
+            )
+        return ", ".join(act.changes) or "nothing to undo"
+
+
+def _with(marks: Marks, **fields: Any) -> Marks:
+    from dataclasses import replace
+
+    return replace(marks, **fields)

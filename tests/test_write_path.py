@@ -1,0 +1,178 @@
+"""The write path against a less cooperative world: a careless application writer, two consoles
+racing, abort without proof, writes without a precondition.
+
+Each claim is checked from outside: the emulator's request log, what the databases hold, the
+journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from ivytui.config import Config, Thresholds
+from ivytui.sandbox import control
+from ivytui.sources.actions import Executor, GuardRefused
+from ivytui.sources.hub import Hub
+from ivytui.sources.journal import Journal
+from tests.conftest import RunningWorld, start_world
+
+pytestmark = pytest.mark.world
+
+WRITE_VERBS = ("PATCH", "PUT", "DELETE")
+
+
+def requests_since(w: RunningWorld, since: int) -> tuple[int, list[dict[str, Any]]]:
+    with urllib.request.urlopen(f"{w.kube_url}/_sandbox/requests?since={since}", timeout=5) as r:
+        doc = json.load(r)
+    return int(doc["next"]), list(doc["requests"])
+
+
+def post(w: RunningWorld, path: str) -> dict[str, Any]:
+    req = urllib.request.Request(f"{w.kube_url}{path}", method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return dict(json.load(r))
+
+
+def get(w: RunningWorld, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{w.kube_url}{path}", timeout=10) as r:
+        return dict(json.load(r))
+
+
+def state(hub: Hub, number: int) -> str:
+    return next(s.state for s in hub.view.steps if s.number == number)
+
+
+async def until(hub: Hub, check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            steps = {s.number: (s.state, [c.text for c in s.failing]) for s in hub.view.steps}
+            raise AssertionError(f"{what}: not within {timeout} s; steps: {steps}")
+        await asyncio.sleep(0.3)
+        await hub.refresh()
+
+
+def config_for(w: RunningWorld, **extra: Any) -> Config:
+    return Config(
+        cluster=w.cluster,
+        namespace=w.namespace,
+        flavor=str(w.state["flavor"]),
+        v5_name=w.v5_name,
+        kubeconfig=str(w.kubeconfig),
+        interval=0.5,
+        thresholds=Thresholds(repo_quiet_seconds=5),
+        **extra,
+    )
+
+
+@pytest.fixture
+async def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    """Start consoles (a hub and an executor each) on a world; all stopped at the end."""
+    monkeypatch.setenv("IVYTUI_STATE_DIR", str(tmp_path / "state"))
+    made: list[tuple[Hub, Executor]] = []
+
+    async def start(w: RunningWorld, name: str = "a") -> tuple[Hub, Executor]:
+        hub = Hub(config_for(w))
+        await hub.start()
+        ex = Executor(hub, journal=Journal(tmp_path / f"journal-{name}.jsonl"), wait_timeout=90)
+        made.append((hub, ex))
+        return hub, ex
+
+    yield start
+    for hub, ex in made:
+        await ex.close()
+        await hub.stop()
+
+
+CARELESS = [
+    pytest.param(("ivyo", 4.0), id="ivyo-every-4s"),
+    pytest.param(("ivyo", 0.05), id="ivyo-20-per-s"),
+    pytest.param(("pgo", 4.0), id="pgo-every-4s"),
+    pytest.param(("pgo", 0.05), id="pgo-20-per-s"),
+]
+
+
+@pytest.fixture
+def careless_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningWorld, float]]:
+    flavor, interval = request.param
+    directory = tmp_path_factory.mktemp(f"careless-{flavor}")
+    w = start_world(directory, flavor=flavor, with_standby=True, archive_timeout=5)
+    try:
+        yield w, interval
+    finally:
+        control.down(directory)
+
+
+@pytest.mark.parametrize("careless_world", CARELESS, indirect=True)
+async def test_a_careless_writer_loses_no_acknowledged_row(
+    careless_world: tuple[RunningWorld, float], console: Any
+) -> None:
+    w, interval = careless_world
+    hub, ex = await console(w, "a")
+    _, rival = await console(w, "b")
+    post(w, f"/_sandbox/careless/start?interval={interval}")
+    await until(hub, lambda: state(hub, 2) == "done", 90, "v5 caught up")
+    await until(hub, lambda: get(w, "/_sandbox/careless")["acked"] >= 3, 30, "careless rows")
+    await until(hub, lambda: state(hub, 3) == "ready", 60, "freeze ready")
+
+    mark, _ = requests_since(w, 0)
+    await ex.execute(await ex.plan("freeze"))
+    assert state(hub, 3) == "done"
+
+    # Two consoles racing step 4: one patch goes out, the other is refused naming the holder.
+    plans = [await ex.plan("shutdown-v4"), await rival.plan("shutdown-v4")]
+    results = await asyncio.gather(
+        ex.execute(plans[0]), rival.execute(plans[1]), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, GuardRefused)]
+    assert len(refused) == 1, results
+    assert refused[0].holder == ex.holder
+    await until(hub, lambda: state(hub, 4) == "done", 60, "v4 down")
+
+    await until(hub, lambda: state(hub, 5) == "ready", 90, "promotion ready")
+    await ex.execute(await ex.plan("promote"))
+    await until(hub, lambda: state(hub, 6) == "ready", 60, "grants ready")
+    await ex.execute(await ex.plan("grants"))
+
+    # Let the application write to v5 for a moment, then stop it.
+    acked_before = get(w, "/_sandbox/careless")["acked"]
+    await until(
+        hub, lambda: get(w, "/_sandbox/careless")["acked"] > acked_before, 30, "writes on v5"
+    )
+    status = post(w, "/_sandbox/careless/stop")
+    _, reqs = requests_since(w, mark)
+
+    shutdowns = [r for r in reqs if r["method"] == "PATCH" and "/pgclusters/" in r["path"]]
+    assert len(shutdowns) == 1, shutdowns
+    writes = [r for r in reqs if r["method"] in WRITE_VERBS]
+    assert writes
+    assert all(r.get("precondition") for r in writes), [
+        (r["method"], r["path"]) for r in writes if not r.get("precondition")
+    ]
+
+    acked = {int(x) for x in Path(status["acked_file"]).read_text().split()}
+    v5 = await asyncpg.connect(w.v5_dsn())
+    try:
+        present = {r["id"] for r in await v5.fetch("SELECT id FROM app_rows")}
+    finally:
+        await v5.close()
+    missing = sorted(acked - present)
+    assert len(acked) >= 4
+    assert not missing, f"{len(missing)} acknowledged rows lost: {missing[:10]}"
+
+    # The journal: every "started" has exactly one outcome.
+    records = ex.journal.records() + rival.journal.records()
+    started = [r["attempt"] for r in records if r["outcome"] == "started"]
+    ended = [r["attempt"] for r in records if r["outcome"] != "started" and r.get("attempt")]
+    assert sorted(started) == sorted(ended)
