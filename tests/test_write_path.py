@@ -176,3 +176,69 @@ async def test_a_careless_writer_loses_no_acknowledged_row(
     started = [r["attempt"] for r in records if r["outcome"] == "started"]
     ended = [r["attempt"] for r in records if r["outcome"] != "started" and r.get("attempt")]
     assert sorted(started) == sorted(ended)
+
+
+@pytest.fixture(scope="module")
+def abort_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorld]:
+    directory = tmp_path_factory.mktemp("abort")
+    w = start_world(directory, with_standby=True, archive_timeout=5)
+    try:
+        yield w
+    finally:
+        control.down(directory)
+
+
+async def _abort_refused(w: RunningWorld, ex: Executor, hub: Hub, witness: str) -> list[str]:
+    """Abort, typed name and all: refused, naming ``witness``, and nothing sent."""
+    mark, _ = requests_since(w, 0)
+    with pytest.raises(GuardRefused) as refused:
+        await ex.execute(await ex.plan("abort"), typed=w.cluster)
+    _, reqs = requests_since(w, mark)
+    # The driver Lease is taken before the guard; nothing else is written.
+    sent = [r for r in reqs if r["method"] not in ("GET", "HEAD") and "/leases" not in r["path"]]
+    assert sent == []
+    assert any(witness in c for c in refused.value.checks), refused.value.checks
+    return list(refused.value.checks)
+
+
+async def test_abort_without_proof_that_v5_is_a_standby_is_refused(
+    abort_world: RunningWorld, console: Any
+) -> None:
+    import os
+    import signal
+
+    w = abort_world
+    hub, ex = await console(w)
+    await until(hub, lambda: state(hub, 2) == "done", 90, "v5 caught up")
+
+    # v5's database down: its database cannot witness, so v4 is not restarted.
+    pid = int(w.refresh()["v5"][w.v5_name]["pid"])
+    os.kill(pid, signal.SIGKILL)
+    await until(hub, lambda: not hub.view.snapshot.v5db.reachable, 30, "v5 down")
+    await _abort_refused(w, ex, hub, "v5's database cannot witness")
+
+    # Promoted behind ivytui's back (kubectl): the spec says so, whatever the database.
+    import subprocess
+
+    res = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(w.kubeconfig),
+            "-n",
+            w.namespace,
+            "patch",
+            "ivoryclusters.ivory-operator.ivorysql.org",
+            w.v5_name,
+            "--type",
+            "merge",
+            "-p",
+            '{"spec":{"standby":{"enabled":false}}}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 0, res.stderr
+    await until(hub, lambda: hub.view.snapshot.v5.standby_enabled is False, 30, "v5 promoted")
+    await _abort_refused(w, ex, hub, "the v5 spec says promoted")

@@ -249,15 +249,13 @@ def freeze_statements(
 ) -> tuple[str, ...]:
     """Step 3's freeze of v4, one statement each, in the order they run (see
     :func:`freeze_sql`). The same call makes the preview and the run."""
-    statements = [
-        "ALTER SYSTEM SET default_transaction_read_only = on;",
-        "SELECT pg_reload_conf();",
-        *(block_role_statement(role) for role in roles),
-    ]
+    statements = [block_role_statement(role) for role in roles]
     if roles:
         statements.append(terminate_sessions_sql(roles, spare_applications=spare_applications))
     if terminate_sessions:
         statements.append(terminate_sessions_sql(None, spare_applications=spare_applications))
+    # Last, as it makes this session read-only too (ALTER ROLE would then be refused).
+    statements += ["ALTER SYSTEM SET default_transaction_read_only = on;", "SELECT pg_reload_conf();"]
     return tuple(statements)
 
 

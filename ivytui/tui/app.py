@@ -24,9 +24,9 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 from ivytui.config import Config
-from ivytui.domain.actions import ACTION_OF_STEP, BY_ID
+from ivytui.domain.actions import ACTION_OF_STEP
 from ivytui.errors import IvyError
-from ivytui.tui.drive import DRIVE_BINDINGS, Drive, mutates
+from ivytui.tui.drive import DRIVE_BINDINGS, DRIVE_IDS, Drive, mutates
 from ivytui.tui.driving import Ended, Running
 from ivytui.tui.keymap import load_keymap
 from ivytui.tui.messages import (
@@ -421,7 +421,7 @@ class IvyApp(App[int]):
                 key = self.get_key_display(binding)
                 descriptions = rows.setdefault(key, [])
                 description = binding.description or binding.action
-                if (binding.id in BY_ID or binding.id == "take-over") and binding.tooltip:
+                if binding.id in DRIVE_IDS and binding.tooltip:
                     description = binding.tooltip
                 if description not in descriptions:
                     descriptions.append(description)

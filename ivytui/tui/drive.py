@@ -62,6 +62,9 @@ DRIVE_BINDINGS: tuple[Binding, ...] = (
 )
 """One binding per action of the domain's table (``act('freeze')``), and the takeover."""
 
+DRIVE_IDS = frozenset({*BY_ID, TAKE_OVER, "act-on-step"})
+"""The binding ids of the keys that drive the move (the help shows their tooltips in full)."""
+
 
 def mutates(action: str, parameters: tuple[object, ...]) -> bool:
     """Whether the app's ``action`` (with its ``parameters``) can change a cluster: MONITOR mode

@@ -5,11 +5,13 @@ from dataclasses import replace
 
 import pytest
 from domain_factory import (
+    FROZEN_ROLES,
     NOW,
     STAGES,
     SYSTEM_ID,
     V4_PODS,
     V5_PODS,
+    catch_up_snapshots,
     down,
     frozen,
     granted,
@@ -25,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivytui.domain.flavor import PGO
+from ivytui.domain.lag import lag_from_snapshot, newest_segment_on
 from ivytui.domain.lsn import Lsn
 from ivytui.domain.model import (
     SOURCE_TITLES,
@@ -45,6 +48,7 @@ from ivytui.domain.runbook import (
     check_v4_restart,
     evaluate,
 )
+from ivytui.domain.runbook.steps import Evaluation
 
 SOURCES: tuple[SourceName, ...] = ("v4", "v4db", "repo", "v5", "v5db", "marks")
 
@@ -493,6 +497,145 @@ def test_catch_up_is_a_watch() -> None:
     assert step(pending, 2).summary == "in progress: v5 pod hippo-00-abcd-0 is Running, not ready"
 
 
+def test_replay_counts_as_advancing_while_it_moved_within_the_window() -> None:
+    s = standby()
+    behind = replace(
+        s,
+        v5db=replace(s.v5db, replay_lsn=Lsn.parse("0/4000000")),
+        rates=replace(s.rates, replay_bps=0.0, replay_moved_at=NOW - 2),
+    )
+    # Between two fetches the replay rate is 0: what counts is when replay last moved.
+    assert step(behind, 2).state == "done"
+    assert (
+        "v5 replay advances: it last moved 2 s ago, to 0/4000000 (16.0 MiB in the repo to replay)"
+    ) in texts(step(behind, 2), ok=True)
+    stuck = replace(behind, rates=replace(behind.rates, replay_moved_at=NOW - 45))
+    assert step(stuck, 2).state == "running"
+    assert step(stuck, 2).summary == (
+        "in progress: v5 replay is not advancing: it stays at 0/4000000 with 16.0 MiB in the "
+        "repo to replay; it last moved 45 s ago (window 30 s)"
+    )
+    assert step(stuck, 3).state == "blocked"
+    never = replace(behind, rates=replace(behind.rates, replay_moved_at=None))
+    assert step(never, 2).state == "running"
+    assert step(never, 2).summary == (
+        "in progress: v5 replay is not advancing: it stays at 0/4000000 with 16.0 MiB in the "
+        "repo to replay; it has not been seen to move yet (window 30 s)"
+    )
+    wider = replace(stuck, thresholds=replace(stuck.thresholds, replay_window_seconds=60.0))
+    assert step(wider, 2).state == "done"
+
+
+def test_a_segment_landing_after_a_quiet_spell_is_not_a_stall() -> None:
+    # An idle primary: v5 replayed everything a minute ago; a new segment lands now.
+    s = standby()
+    landed = replace(
+        s,
+        repo=replace(
+            s.repo, newest_segments=(segment_object("000000010000000000000005", stored=NOW - 1),)
+        ),
+        v4db=replace(s.v4db, current_lsn=Lsn.parse("0/6000060")),
+        rates=replace(s.rates, replay_moved_at=NOW - 70),
+    )
+    assert step(landed, 2).state == "done"
+    assert (
+        "v5 replayed all the repo held before 000000010000000000000005, stored 1 s ago; its "
+        "replay last moved 1 m 10 s ago"
+    ) in texts(step(landed, 2), ok=True)
+    # Still not fetched a window later: a stall.
+    later = replace(
+        landed,
+        now=NOW + 30,
+        **{name: replace(landed.source(name), observed_at=NOW + 29) for name in SOURCES},
+    )
+    assert step(later, 2).state == "running"
+    assert "v5 replay is not advancing: it stays at 0/5000000" in step(later, 2).summary
+
+
+def test_fresh_wal_in_transit_is_not_counted_against_the_lag_threshold() -> None:
+    s = standby()
+    tight = replace(
+        s,
+        thresholds=replace(s.thresholds, catch_up_bytes=16 * 1024 * 1024),
+        repo=replace(
+            s.repo, newest_segments=(segment_object("000000010000000000000005", stored=NOW - 1),)
+        ),
+        # v4 closed 6 (its archiver is pushing it) and writes into 7; v5 is at the end of 4.
+        v4db=replace(s.v4db, current_lsn=Lsn.parse("0/7000060")),
+    )
+    catch_up = step(tight, 2)
+    assert catch_up.state == "done"
+    assert any(
+        t.startswith("v5 lag: 32.0 MiB behind (2 segments)")
+        and "32.0 MiB of it in transit (000000010000000000000005 stored 1 s ago; 1 closed "
+        "segment v4 is archiving) (threshold 16.0 MiB)"
+        in t
+        for t in texts(catch_up, ok=True)
+    )
+    # Two more closed segments than the archiver may hold: real lag beyond the threshold.
+    further = replace(tight, v4db=replace(tight.v4db, current_lsn=Lsn.parse("0/9000060")))
+    assert step(further, 2).state == "running"
+    assert step(further, 2).summary.startswith("in progress: v5 lag: 64.0 MiB behind (4 segments)")
+    assert "32.0 MiB of it in transit" in step(further, 2).summary
+    # A stalled v5 gets no allowance at all.
+    stalled = replace(
+        tight,
+        v5db=replace(tight.v5db, replay_lsn=Lsn.parse("0/4000000")),
+        rates=replace(tight.rates, replay_moved_at=NOW - 300),
+        repo=replace(
+            tight.repo,
+            newest_segments=(segment_object("000000010000000000000005", stored=NOW - 200),),
+        ),
+    )
+    assert step(stalled, 2).state == "running"
+    assert not any("in transit" in t for t in texts(step(stalled, 2)))
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("segment_every", "seconds", "threshold"),
+    [
+        ((0.7, 1.3), 120.0, 64 * MIB),  # a segment a second, the default threshold
+        ((0.7, 1.3), 120.0, 32 * MIB),  # the same under a tighter threshold
+        ((45.0, 90.0), 600.0, 64 * MIB),  # an idle primary: a segment a minute or so
+    ],
+)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_steady_catch_up_never_flips_steps_2_and_3(
+    segment_every: tuple[float, float], seconds: float, threshold: int, seed: int
+) -> None:
+    seen: list[tuple[float, str, str]] = []
+    over = 0
+    for s in catch_up_snapshots(seed, seconds=seconds, segment_every=segment_every):
+        s = replace(s, thresholds=replace(s.thresholds, catch_up_bytes=threshold))
+        result = evaluate(s)
+        seen.append((s.now - NOW, result[2].state, result[3].state))
+        behind = lag_from_snapshot(s).behind_bytes
+        over += behind is not None and behind > threshold
+    settled = [(two, three) for at, two, three in seen if at >= 5.0]
+    assert len(settled) > seconds * 2
+    assert set(settled) == {("done", "ready")}, [x for x in seen if x[1:] != ("done", "ready")]
+    if threshold < 64 * MIB:
+        # The run is demanding: the raw lag crossed the threshold, the step did not flip.
+        assert over > 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_standby_that_stops_replaying_leaves_catch_up_once_and_for_all(seed: int) -> None:
+    states = [
+        (s.now - NOW, evaluate(s)[2].state, evaluate(s)[3].state)
+        for s in catch_up_snapshots(seed, seconds=120.0, replay_stops_at=60.0)
+    ]
+    before = {(two, three) for at, two, three in states if 5.0 <= at < 60.0}
+    assert before == {("done", "ready")}
+    after = [(at, two, three) for at, two, three in states if at >= 60.0]
+    left = next(at for at, two, _ in after if two != "done")
+    assert 60.0 < left <= 60.0 + 30.0 + 3.0
+    assert {(two, three) for at, two, three in after if at >= left} == {("running", "blocked")}
+
+
 def test_alarms() -> None:
     assert alarms(standby()) == ()
     assert alarms(promoted()) == ()
@@ -543,12 +686,14 @@ pods_v4 = st.lists(st.sampled_from(V4_PODS), max_size=3, unique=True).flatmap(
         ]
     )
 )
+horizons = st.sampled_from([None, 724, 725, 726])
 last_seen = st.none() | st.builds(
     V4LastSeen,
     lsn=lsn_near,
     timeline=st.sampled_from([1, 2]),
     system_id=st.sampled_from([None, SYSTEM_ID]),
     at=st.just(NOW - 10),
+    xid_horizon=horizons,
 )
 maybe_bool = st.sampled_from([None, False, True])
 
@@ -573,6 +718,8 @@ MUTATIONS: list[tuple[SourceName, str, st.SearchStrategy[object]]] = [
     ("v4db", "system_id", st.sampled_from([None, SYSTEM_ID, 42])),
     ("v4db", "read_only", maybe_bool),
     ("v4db", "archiver", st.sampled_from([None, ArchiverStats()])),
+    ("v4db", "xid_horizon", horizons),
+    ("v4db", "blocked_roles", st.sampled_from([(), ("app",), FROZEN_ROLES])),
     ("repo", "reachable", st.booleans()),
     (
         "repo",
@@ -609,6 +756,8 @@ MUTATIONS: list[tuple[SourceName, str, st.SearchStrategy[object]]] = [
     ("marks", "target_lsn", st.none() | lsn_near),
     ("marks", "target_timeline", st.sampled_from([None, 1])),
     ("marks", "v4_last_seen", last_seen),
+    ("marks", "target_xid_horizon", horizons),
+    ("marks", "frozen_roles", st.sampled_from([(), (("app", -1),), (("app", -1), ("x", 3))])),
     *[
         (name, "error", st.sampled_from(["connection refused", "403 Forbidden"]))
         for name in SOURCES
@@ -625,6 +774,9 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     for index in draw(st.lists(st.integers(0, len(MUTATIONS) - 1), max_size=5)):
         name, field, values = MUTATIONS[index]
         s = with_source(s, name, **{field: draw(values)})
+    moved = draw(st.sampled_from(["keep", None, NOW - 1, NOW - 29, NOW - 31, NOW - 600]))
+    if moved != "keep":
+        s = replace(s, rates=replace(s.rates, replay_moved_at=moved))
     return s
 
 
@@ -652,8 +804,12 @@ def test_step_states_agree_with_their_checks(s: Snapshot) -> None:
     assert [status.number for status in result] == list(range(8))
     for status in result:
         assert status.checks
-        if status.state in ("done", "ready"):
+        if status.state == "done" or (status.state == "ready" and not status.redo):
             assert not status.failing, status
+        elif status.redo:
+            # Ready with red checks only when the step's own action is what fixes them.
+            assert status.number == 3 and status.state == "ready" and status.failing, status
+            assert status.summary == f"ready again: {status.failing[0].text}"
         else:
             assert status.failing, status
         assert status.summary
@@ -674,6 +830,43 @@ def test_promotion_is_never_ready_while_v4_may_be_alive(s: Snapshot) -> None:
     assert not s.v4db.reachable
     assert s.available("v5db") and s.v5db.in_recovery is True
     assert s.v5.standby_enabled is True
+
+
+def seen_horizons(s: Snapshot) -> set[int]:
+    seen = s.marks.v4_last_seen if s.available("marks") else None
+    live = s.v4db.xid_horizon if s.available("v4db") and s.v4db.reachable else None
+    return {h for h in (seen.xid_horizon if seen else None, live) if h is not None}
+
+
+@settings(max_examples=600, deadline=None)
+@given(snapshots())
+def test_wal_beyond_the_repo_never_passes_the_gate_on_bytes_alone(s: Snapshot) -> None:
+    e = Evaluation(s)
+    last, timeline, _, _ = e.v4_last_lsn
+    if not e.v4_last_in_repo.ok or last is None or timeline is None:
+        return
+    newest = newest_segment_on(s, timeline)
+    assert newest is not None
+    if last > newest.end:
+        assert s.marks.target_lsn is not None and s.marks.target_lsn <= newest.end
+        # The newest horizon seen (they only grow) is the one recorded at the switch.
+        assert seen_horizons(s) and max(seen_horizons(s)) == s.marks.target_xid_horizon
+
+
+@settings(max_examples=400, deadline=None)
+@given(snapshots())
+def test_a_commit_after_the_switch_never_leaves_step_3_done(s: Snapshot) -> None:
+    freeze = evaluate(s)[3]
+    live = s.available("v4db") and s.v4db.reachable and s.v4db.xid_horizon is not None
+    recorded = s.available("marks") and s.marks.target_lsn is not None
+    at = s.marks.target_xid_horizon
+    if not (live and recorded and at is not None and s.v4db.read_only):
+        return
+    assert s.v4db.xid_horizon is not None
+    if s.v4db.xid_horizon > at:
+        assert freeze.state == "ready" and freeze.redo, freeze
+    if freeze.state == "done":
+        assert s.v4db.xid_horizon == at
 
 
 @settings(max_examples=600, deadline=None)

@@ -8,7 +8,7 @@ import asyncio
 import stat
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import domain_factory as df
 import pytest
@@ -494,3 +494,123 @@ async def test_the_executor_is_closed_on_exit() -> None:
         await pilot.press("q")
         await settle(pilot)
     assert hub.executor.closed
+
+
+async def test_the_confirm_lists_the_checks_it_passed_and_the_executor_gets_that_verdict() -> None:
+    app, hub = frozen_app(df.down())
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        screen = await open_confirm(pilot, app, "o")
+        view = hub.view
+        verdict = check("promote", view.snapshot, view.steps)
+        assert verdict.ok and len(verdict.checks) > 1
+        assert screen.verdict == verdict
+        shown = screen.query_one("#confirm-checks-list", Line).markup_text.splitlines()
+        assert shown[0].startswith("[b]Checked when the key was pressed[/]")
+        assert len(shown) == 1 + len(verdict.checks)
+        assert all(line.startswith("[$success]✓[/] ") for line in shown[1:])
+        await pilot.press("y")
+        await until(pilot, "the action ran", lambda: hub.executor.executed and app.running is None)
+        assert hub.executor.shown == [verdict]
+
+
+async def test_a_refusal_that_carries_checks_shows_each_in_its_colour() -> None:
+    app, hub = frozen_app(df.down())
+    hub.executor.fail_with = GuardRefused(
+        "promote v5 refused: the repo is still growing",
+        cast(
+            Any,
+            (Check(True, "v4 is proven down"), Check(False, "the repo is still growing")),
+        ),
+    )
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await open_confirm(pilot, app, "o")
+        await pilot.press("y")
+        await until(pilot, "the error shown", lambda: isinstance(app.screen, ReasonsScreen))
+        listed = reasons(app).query_one("#reasons-list", Line).markup_text.splitlines()
+        assert listed == [
+            "[$success]✓[/] v4 is proven down",
+            "[$error]✗[/] [$error]the repo is still growing[/]",
+        ]
+
+
+async def test_actions_left_without_an_outcome_are_said_once_at_start() -> None:
+    app, hub = frozen_app(catching_up())
+    sentence = "step 3 freeze started 04:12 UTC by alice@bastion (pid 4242), no outcome recorded"
+    hub.executor.unfinished = (sentence,)
+    async with app.run_test(size=WIDE) as pilot:
+        await until(pilot, "the notice", lambda: app.main.progress.display)
+        errors = [e.text for e in app.log_entries if e.level == "error"]
+        assert f"interrupted: {sentence}" in errors
+        notice = app.main.progress.markup_text
+        assert notice.startswith("[$error]⚠ interrupted:[/] step 3 freeze started 04:12 UTC")
+        assert notice.endswith("— the cluster now shows: step 3 is [b]ready[/]")
+        # the notice follows the cluster; the journal is read only once
+        hub.emit(make_view(df.frozen()))
+        await settle(pilot)
+        assert "the cluster now shows: step 3 is [b]done[/]" in app.main.progress.markup_text
+        assert hub.executor.interrupted_asked == 1
+        # the console's own action replaces the notice
+        await open_confirm(pilot, app, "s")
+        await pilot.press("y")
+        await until(pilot, "the action ran", lambda: hub.executor.executed and app.running is None)
+        assert app.main.progress.markup_text.startswith("[$success]✓ shut down v4")
+
+
+async def test_no_notice_when_nothing_was_left_unfinished() -> None:
+    app, hub = frozen_app(catching_up())
+    async with app.run_test(size=WIDE) as pilot:
+        await until(pilot, "the journal read", lambda: hub.executor.interrupted_asked == 1)
+        await settle(pilot)
+        assert not app.main.progress.display
+        assert not any(e.text.startswith("interrupted") for e in app.log_entries)
+
+
+async def test_t_takes_over_the_driver_lease_once_the_cluster_name_is_typed() -> None:
+    app, hub = frozen_app(catching_up(), driver="alice@laptop (pid 77, 1c2d) since 04:10 UTC")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("T")
+        await settle(pilot)
+        screen = confirm(app)
+        assert screen.plan.key == "take-over" and screen.plan.typed_name == "hippo"
+        assert "alice@laptop" in screen.plan.summary and hub.executor.holder in screen.plan.summary
+        yes = screen.query_one("#confirm-button-yes", Button)
+        assert app.focused is screen.query_one("#confirm-name", Input)
+        await pilot.press(*"hipp", "enter")
+        await settle(pilot)
+        assert app.screen is screen and yes.disabled
+        await pilot.press("escape")
+        await settle(pilot)
+        assert hub.executor.took_over == []
+
+        await pilot.press("T")
+        await settle(pilot)
+        await pilot.press(*"hippo", "enter")
+        await until(pilot, "taken over", lambda: app.last_ended is not None)
+        assert hub.executor.took_over == ["hippo"]
+        assert hub.executor.executed == []
+        assert app.main.progress.markup_text == (
+            "[$success]✓ take over driving[/]: took the driver lease from alice@laptop "
+            "(pid 77, 1c2d)"
+        )
+
+
+async def test_a_refused_takeover_says_why() -> None:
+    app, hub = frozen_app(catching_up())
+    hub.executor.fail_with = GuardRefused(
+        "the driver Lease hippo-ivytui-driver could not be taken: it changed since it was read",
+        ("alice@laptop renewed it 2 s ago",),
+    )
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("T")
+        await settle(pilot)
+        await pilot.press(*"hippo", "enter")
+        await until(pilot, "the refusal", lambda: isinstance(app.screen, ReasonsScreen))
+        screen = reasons(app)
+        assert screen.title_text == "take over driving: refused"
+        assert "it changed since it was read" in screen.message
+        assert screen.reasons == ("alice@laptop renewed it 2 s ago",)
+        assert app.running is None

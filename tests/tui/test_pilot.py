@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Input, TextArea
 from tui_fakes import CONFIG, NOW, catching_up, frozen_app, make_view, stale_repo_with_alarm
 
+from ivytui.domain.actions import BY_ID
 from ivytui.errors import KubeError
 from ivytui.tui.app import IvyApp
 from ivytui.tui.screens.modals import HelpScreen, IntervalScreen, LogScreen, TextViewScreen
@@ -177,6 +178,10 @@ async def test_question_mark_shows_help_with_every_key() -> None:
             assert description in keys.values()
         assert keys["tab"] == "Next pane"
         assert keys["ctrl+p"] == "Command palette"
+        # the keys of the move say what they do in full (the table's help line)
+        assert keys["f"] == BY_ID["freeze"].help
+        assert keys["⏎"].startswith("The action of the selected step")
+        assert keys["T"].startswith("Take the driver Lease")
         await pilot.press("escape")
         await settle(pilot)
         assert on_top(app) is app.main
@@ -208,25 +213,25 @@ async def test_the_footer_bindings_have_ids_and_descriptions() -> None:
             "grants",
             "retire-v4",
             "abort",
+            "take-over",
         }
         assert all(shown.values())
 
 
-async def test_read_only_shows_monitor_and_dims_mutating_actions(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(IvyApp, "MUTATING_ACTIONS", frozenset({"promote"}))
+async def test_read_only_shows_monitor_and_dims_mutating_actions() -> None:
     app, _ = frozen_app(catching_up(), config=replace(CONFIG, read_only=True), read_only=True)
     async with app.run_test(size=NARROW) as pilot:
         await settle(pilot)
         assert "MONITOR" in header(app) and "DRIVER" not in header(app)
-        assert app.check_action("promote", ()) is None
+        assert app.check_action("act", ("promote",)) is None
+        assert app.check_action("take_over", ()) is None
         assert app.check_action("refresh_now", ()) is True
     driver, _ = frozen_app(catching_up())
     async with driver.run_test(size=NARROW) as pilot:
         await settle(pilot)
         assert "DRIVER" in header(driver)
-        assert driver.check_action("promote", ()) is True
+        assert driver.check_action("act", ("promote",)) is True
+        assert driver.check_action("take_over", ()) is True
 
 
 async def test_tab_moves_between_panes_at_80x24() -> None:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from domain_factory import NOW, SYSTEM_ID, segment_object, standby, with_source
 
 from ivytui.config import Config
+from ivytui.errors import KubeError
 from ivytui.domain.flavor import Flavor, flavor_named
 from ivytui.domain.lag import LagReport, lag_from_snapshot
 from ivytui.domain.lsn import Lsn
@@ -284,6 +285,11 @@ class FakeKube:
 
     async def read_secret(self, name: str) -> dict[str, str]:
         return dict(S3_KEYS)
+
+    async def read_service(self, name: str) -> dict[str, Any]:
+        """No database is reachable from the fake cluster: plans that would read one (the
+        freeze's roles) do without, as they do when v4 does not answer."""
+        raise KubeError(f"Service {name}: the fake cluster has no databases")
 
 
 class PlanningHub:

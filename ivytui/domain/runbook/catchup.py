@@ -37,10 +37,10 @@ class CatchUpFacts(V5Facts):
 
     @cached_property
     def replay_last_moved(self) -> str:
-        """``last moved 3 s ago`` / ``not seen to move yet``."""
+        """``last moved 3 s ago`` / ``has not been seen to move yet``."""
         moved = self.s.rates.replay_moved_at
         if moved is None:
-            return "not seen to move yet"
+            return "has not been seen to move yet"
         return f"last moved {format_duration(max(0.0, self.s.now - moved))} ago"
 
     @cached_property

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+from aiohttp import web
+
 Obj = dict[str, Any]
 ObjList = list[Obj]
 AnyList = list[Any]
@@ -31,3 +33,9 @@ def dumps(value: Any) -> bytes:
 
 def bool_param(raw: str | None) -> bool:
     return raw in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def json_response(
+    value: Any, status: int = 200, content_type: str = "application/json"
+) -> web.Response:
+    return web.Response(body=dumps(value), status=status, headers={"Content-Type": content_type})

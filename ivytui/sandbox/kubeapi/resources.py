@@ -180,3 +180,13 @@ def crd_manifest(
             "versions": [served],
         },
     }
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource request's path names: the type, and the namespace, name and subresource."""
+
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None

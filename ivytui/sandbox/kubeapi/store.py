@@ -1,30 +1,25 @@
-"""The object store: objects by type and namespace, the global resourceVersion, the bounded watch
-history, subscribers, and the write semantics of kube-apiserver (create, update, patch, delete)."""
+"""The object store: objects by type and namespace, the global resourceVersion and the write
+semantics of kube-apiserver (create, update, patch, delete with finalizers and cascades)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
-import uuid
-from collections import deque
-from dataclasses import dataclass
 from typing import Any, Final
 
 from ivytui.sandbox.kubeapi.common import AnyList, Obj, ObjList, copy_json, now
 from ivytui.sandbox.kubeapi.errors import (
     ApiError,
     bad_request,
-    conflict,
     delete_conflict,
-    gone,
     invalid,
     not_found,
     required,
-    rv_required,
     target,
 )
 from ivytui.sandbox.kubeapi.patch import apply_json_patch, apply_merge_patch
+from ivytui.sandbox.kubeapi.records import Event, EventLog, Record, RecordList, Watcher
 from ivytui.sandbox.kubeapi.resources import (
     BUILTIN_KEYS,
     BUILTIN_TYPES,
@@ -33,49 +28,15 @@ from ivytui.sandbox.kubeapi.resources import (
     ResourceType,
 )
 from ivytui.sandbox.kubeapi.selectors import Filter, parse_field_selector, parse_label_selector
-from ivytui.sandbox.kubeapi.validation import (
-    check_kind,
-    check_meta,
-    crd_status,
-    crd_type,
-    fold_string_data,
-    name_error,
+from ivytui.sandbox.kubeapi.validation import check_meta, crd_type, name_error
+from ivytui.sandbox.kubeapi.writes import (
+    check_subresource,
+    initialize,
+    new_object,
+    updated_object,
 )
 
 _GENERATE_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"
-
-
-class Record:
-    rv: int
-    type: str
-    key: str
-    obj: Obj
-    prev: Obj | None
-
-
-RecordList = list[Record]
-
-
-class Watcher:
-    __slots__ = ("key", "queue")
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.queue: asyncio.Queue[Record | None] = asyncio.Queue()
-
-
-def _spec_part(obj: Obj, rt: ResourceType) -> Obj:
-    skip = ("metadata", "status") if rt.has_status else ("metadata",)
-    return {k: v for k, v in obj.items() if k not in skip}
-
-
-_SERVER_META: Final = (
-    "uid",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generation",
-)
 
 
 class KubeStore:
@@ -88,14 +49,10 @@ class KubeStore:
 
     def __init__(self, *, history: int = 2000) -> None:
         self.resource_version: int = 1
-        self._history_size = max(0, history)
-        self._history: deque[Record] = deque()
-        self._oldest = self.resource_version
+        self._events = EventLog(history, self.resource_version)
         self._types: dict[str, ResourceType] = {t.key: t for t in BUILTIN_TYPES}
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {t.key: {} for t in BUILTIN_TYPES}
         self._gvr: dict[tuple[str, str, str], str] = {}
-        self._subscribers: list[asyncio.Queue[tuple[str, str, Obj]]] = []
-        self._watchers: set[Watcher] = set()
         self._index_types()
 
     # -- types --
@@ -195,32 +152,14 @@ class KubeStore:
         return self.resource_version
 
     def _commit(self, etype: str, key: str, obj: Obj, prev: Obj | None) -> None:
-        rec = Record(self.resource_version, etype, key, obj, prev)
-        self._history.append(rec)
-        while len(self._history) > self._history_size:
-            self._oldest = self._history.popleft().rv
-        for w in list(self._watchers):
-            if w.key == key:
-                w.queue.put_nowait(rec)
-        for q in list(self._subscribers):
-            q.put_nowait((etype, key, copy_json(obj)))
+        self._events.commit(Record(self.resource_version, etype, key, obj, prev))
 
     def create(
         self, key: str, obj: Obj, *, namespace: str | None = None, dry_run: bool = False
     ) -> Obj:
         rt = self.resource_type(key)
-        if not isinstance(obj, dict):
-            raise bad_request("the body of a create must be a JSON object")
-        new: Obj = copy_json(obj)
-        check_kind(rt, new)
-        if key == "secrets":
-            fold_string_data(new)
-        meta = new.get("metadata")
-        if meta is None:
-            meta = {}
-        if not isinstance(meta, dict):
-            raise bad_request("metadata must be an object")
-        new["metadata"] = meta
+        new = new_object(rt, obj)
+        meta: Obj = new["metadata"]
         if rt.namespaced:
             body_ns = meta.get("namespace")
             if namespace and body_ns and body_ns != namespace:
@@ -259,28 +198,7 @@ class KubeStore:
             raise ApiError(
                 409, "AlreadyExists", f'{rt.key} "{name}" already exists', details=target(rt, name)
             )
-        for field in (*_SERVER_META, "resourceVersion", "selfLink", "managedFields"):
-            meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now()
-        meta["generation"] = 1
-        if rt.has_status and self.is_custom(key):
-            new.pop("status", None)
-        if key == NAMESPACES_KEY:
-            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-            new.setdefault("spec", {"finalizers": ["kubernetes"]})
-            new["status"] = {"phase": "Active"}
-        elif key == CRD_KEY:
-            crd_rt = crd_type(new)
-            if crd_rt.key in BUILTIN_KEYS:
-                raise invalid(
-                    rt,
-                    name,
-                    "spec.names.plural",
-                    crd_rt.plural,
-                    "conflicts with a built-in resource",
-                )
-            new["status"] = crd_status(new, crd_rt)
+        initialize(rt, new, name, custom=self.is_custom(key))
         if dry_run:
             return copy_json(new)
         meta["resourceVersion"] = str(self._bump())
@@ -299,87 +217,18 @@ class KubeStore:
         *,
         subresource: str | None,
         dry_run: bool,
-        require_rv: bool,
     ) -> Obj:
         rt, ns, cur = self._stored(key, name, namespace)
-        if not isinstance(candidate, dict):
-            raise bad_request("the object must be a JSON object")
-        meta = candidate.get("metadata")
-        if meta is None:
-            meta = {}
-        if not isinstance(meta, dict):
-            raise bad_request("metadata must be an object")
-        candidate["metadata"] = meta
-        given = meta.get("resourceVersion")
-        cur_meta: Obj = cur["metadata"]
-        if given not in (None, ""):
-            if str(given) != cur_meta["resourceVersion"]:
-                raise conflict(rt, name)
-        elif require_rv:
-            raise invalid(
-                rt, name, "metadata.resourceVersion", 0, "must be specified for an update"
-            )
-        check_kind(rt, candidate)
-        if meta.get("name", name) != name:
-            raise bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the "
-                f"name on the URL ({name})"
-            )
-        if rt.namespaced:
-            if meta.get("namespace", ns) != ns:
-                raise bad_request(
-                    "the namespace of the provided object does not match the "
-                    "namespace sent on the request"
-                )
-        if subresource == "status":
-            result: Obj = copy_json(cur)
-            if "status" in candidate:
-                result["status"] = candidate["status"]
-            else:
-                result.pop("status", None)
-        else:
-            result = candidate
-            if rt.has_status:
-                if "status" in cur:
-                    result["status"] = copy_json(cur["status"])
-                else:
-                    result.pop("status", None)
-            meta["name"] = name
-            if rt.namespaced:
-                meta["namespace"] = ns
-            else:
-                meta.pop("namespace", None)
-            for field in ("uid", "deletionTimestamp"):
-                if meta.get(field) and meta[field] != cur_meta.get(field):
-                    detail = (
-                        "field is immutable; may only be changed via deletion"
-                        if field == "deletionTimestamp"
-                        else "field is immutable"
-                    )
-                    raise invalid(rt, name, f"metadata.{field}", meta[field], detail)
-            for field in (*_SERVER_META, "selfLink", "managedFields"):
-                if field in cur_meta:
-                    meta[field] = cur_meta[field]
-                else:
-                    meta.pop(field, None)
-            check_meta(rt, name, meta)
-            if key == NAMESPACES_KEY:
-                labels = meta.setdefault("labels", {})
-                labels["kubernetes.io/metadata.name"] = name
-            elif key == CRD_KEY:
-                crd_rt = crd_type(result)
-                if crd_rt.key != name:
-                    raise invalid(
-                        rt, name, "metadata.name", name, 'must be spec.names.plural+"."+spec.group'
-                    )
-        result["metadata"]["resourceVersion"] = cur_meta["resourceVersion"]
-        if _spec_part(result, rt) != _spec_part(cur, rt):
-            result["metadata"]["generation"] = int(cur_meta.get("generation", 0)) + 1
+        # Custom resources need a resourceVersion on every update (their strategy does not
+        # allow unconditional updates); built-in types take an empty one as "no precondition".
+        result = updated_object(
+            rt, ns, name, cur, candidate, subresource=subresource, require_rv=self.is_custom(key)
+        )
         if result == cur:
             return copy_json(cur)
         if dry_run:
             return copy_json(result)
-        if cur_meta.get("deletionTimestamp") and not result["metadata"].get("finalizers"):
+        if cur["metadata"].get("deletionTimestamp") and not result["metadata"].get("finalizers"):
             return self._remove(rt, ns, name)
         result["metadata"]["resourceVersion"] = str(self._bump())
         self._objects[key][(ns, name)] = result
@@ -387,18 +236,6 @@ class KubeStore:
         if key == CRD_KEY:
             self._register_crd(result)
         return copy_json(result)
-
-    @staticmethod
-    def _check_subresource(rt: ResourceType, name: str, subresource: str | None) -> None:
-        if subresource is None:
-            return
-        if subresource != "status" or not rt.has_status:
-            raise ApiError(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-                details=target(rt, name),
-            )
 
     def merge_patch(
         self,
@@ -411,7 +248,7 @@ class KubeStore:
         dry_run: bool = False,
     ) -> Obj:
         rt, _, cur = self._stored(key, name, namespace)
-        self._check_subresource(rt, name, subresource)
+        check_subresource(rt, name, subresource)
         if not isinstance(patch, dict):
             raise bad_request("a merge patch must be a JSON object")
         candidate = apply_merge_patch(copy_json(cur), patch)
@@ -422,7 +259,6 @@ class KubeStore:
             candidate,
             subresource=subresource,
             dry_run=dry_run,
-            require_rv=False,
         )
 
     def json_patch(
@@ -436,7 +272,7 @@ class KubeStore:
         dry_run: bool = False,
     ) -> Obj:
         rt, _, cur = self._stored(key, name, namespace)
-        self._check_subresource(rt, name, subresource)
+        check_subresource(rt, name, subresource)
         candidate = apply_json_patch(cur, ops)
         return self._update(
             key,
@@ -445,7 +281,6 @@ class KubeStore:
             candidate,
             subresource=subresource,
             dry_run=dry_run,
-            require_rv=False,
         )
 
     def replace(
@@ -459,7 +294,7 @@ class KubeStore:
         dry_run: bool = False,
     ) -> Obj:
         rt, _, _ = self._stored(key, name, namespace)
-        self._check_subresource(rt, name, subresource)
+        check_subresource(rt, name, subresource)
         return self._update(
             key,
             name,
@@ -467,7 +302,6 @@ class KubeStore:
             copy_json(obj),
             subresource=subresource,
             dry_run=dry_run,
-            require_rv=self.is_custom(key),
         )
 
     def delete(
@@ -479,10 +313,16 @@ class KubeStore:
         dry_run: bool = False,
         resource_version: str | None = None,
     ) -> Obj:
-        """Delete an object; with finalizers it only gets a deletionTimestamp (MODIFIED)."""
+        """Delete an object; with finalizers it only gets a deletionTimestamp (MODIFIED).
+
+        `resource_version` is `preconditions.resourceVersion`: None is no precondition; any
+        string, even an empty one, must be the stored resourceVersion (409 Conflict otherwise),
+        as in kube-apiserver's `rest.BeforeDelete`, which checks it before a dry run too.
+        """
         rt, ns, cur = self._stored(key, name, namespace)
-        if resource_version and resource_version != cur["metadata"]["resourceVersion"]:
-            raise conflict(rt, name)
+        current = cur["metadata"]["resourceVersion"]
+        if resource_version is not None and resource_version != current:
+            raise delete_conflict(rt, name, resource_version, current)
         if dry_run:
             return copy_json(cur)
         if cur["metadata"].get("finalizers") and key not in (NAMESPACES_KEY, CRD_KEY):
@@ -530,10 +370,10 @@ class KubeStore:
                 self._remove(served, obj_ns, obj_name)
             self._unregister_crd(name)
         cur = self._objects[key].pop((ns, name))
-        gone: Obj = copy_json(cur)
-        gone["metadata"]["resourceVersion"] = str(self._bump())
-        self._commit("DELETED", key, gone, cur)
-        return copy_json(gone)
+        removed: Obj = copy_json(cur)
+        removed["metadata"]["resourceVersion"] = str(self._bump())
+        self._commit("DELETED", key, removed, cur)
+        return copy_json(removed)
 
     def _register_crd(self, crd: Obj) -> None:
         rt = crd_type(crd)
@@ -545,26 +385,20 @@ class KubeStore:
         self._types.pop(key, None)
         self._objects.pop(key, None)
         self._index_types()
-        for w in list(self._watchers):
-            if w.key == key:
-                w.queue.put_nowait(None)
+        self._events.end_watchers(key)
 
     # -- events --
 
-    def subscribe(self) -> asyncio.Queue[tuple[str, str, Obj]]:
+    def subscribe(self) -> asyncio.Queue[Event]:
         """A queue that receives (type, resource key, object copy) for every committed write."""
-        q: asyncio.Queue[tuple[str, str, Obj]] = asyncio.Queue()
-        self._subscribers.append(q)
-        return q
+        return self._events.subscribe()
 
-    def unsubscribe(self, q: asyncio.Queue[tuple[str, str, Obj]]) -> None:
-        with contextlib.suppress(ValueError):
-            self._subscribers.remove(q)
+    def unsubscribe(self, q: asyncio.Queue[Event]) -> None:
+        self._events.unsubscribe(q)
 
     def compact(self) -> None:
         """Forget the watch history: watches from an older resourceVersion get 410 Gone."""
-        self._history.clear()
-        self._oldest = self.resource_version
+        self._events.compact(self.resource_version)
 
     def open_watch(self, key: str, since: int | None) -> tuple[RecordList, Watcher]:
         """Register a watcher; returns the records to replay first (synthetic ADDED when `since`
@@ -583,20 +417,16 @@ class KubeStore:
                 for k in sorted(objects)
             ]
         else:
-            if since < self._oldest:
-                raise gone(since, self._oldest + 1)
-            initial = [r for r in self._history if r.rv > since and r.key == key]
-        w = Watcher(key)
-        self._watchers.add(w)
-        return initial, w
+            initial = self._events.since(key, since)
+        return initial, self._events.add_watcher(key)
 
     def close_watch(self, w: Watcher) -> None:
-        self._watchers.discard(w)
+        self._events.remove_watcher(w)
 
     @property
     def open_watches(self) -> int:
         """How many HTTP watch streams are open on this store."""
-        return len(self._watchers)
+        return self._events.watchers
 
     # -- HTTP helpers --
 
@@ -614,4 +444,4 @@ class KubeStore:
         return self._filter(self.resource_type(key), namespace, label_selector, field_selector)
 
     def oldest_resource_version(self) -> int:
-        return self._oldest
+        return self._events.oldest
