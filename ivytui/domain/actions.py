@@ -194,12 +194,13 @@ def _abort_guard(snapshot: Snapshot, steps: Sequence[StepStatus]) -> Verdict:
             (Check(False, "v4 runs and there is no standby: there is nothing to undo"),),
         )
     witnesses = abort_witnesses(s)
-    checks: list[Check] = list(witnesses)
+    checks: list[Check] = []
     step5 = _step(steps, 5)
     if step5 is not None and step5.state in ("done", "running"):
         checks.append(
             Check(False, "v5 is promoted: restarting v4 would put two writers on one repo")
         )
+    checks.extend(witnesses)
     if any(not w.ok for w in witnesses):
         return Verdict(
             "abort refused",

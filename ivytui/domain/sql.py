@@ -306,13 +306,28 @@ HORIZON_COLUMN = "xid_horizon"
 IN_PROGRESS_COLUMN = "xids_in_progress"
 
 
+def xids_in_progress_sql(snapshot: str) -> str:
+    """How many transaction ids are assigned and not finished, given a ``txid_snapshot``
+    expression. The snapshot's xip list holds only the xids below its xmax (one past the newest
+    *finished* one), so a writing transaction newer than every finished one is not in it;
+    ``pg_stat_activity.backend_xid`` (every session's, to a superuser or ``pg_monitor``) and
+    ``pg_prepared_xacts`` name those. The xip entries are 64-bit (epoch and xid), the others
+    32-bit: compared on the low 32 bits."""
+    return (
+        "(SELECT count(*) FROM (\n"
+        f"    SELECT (i % 4294967296)::text FROM txid_snapshot_xip({snapshot}) AS i\n"
+        "    UNION SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL\n"
+        "    UNION SELECT transaction::text FROM pg_prepared_xacts) AS u)::int"
+    )
+
+
 def horizon_sql() -> str:
     """One row: v4's transaction id horizon (one past the newest finished xid), how many xids
     are in progress, and the current LSN. The horizon moves only when a transaction that wrote
     ends: background WAL (running-xacts, checkpoints) leaves it where it is."""
     return (
         f"SELECT txid_snapshot_xmax(s)::text AS {HORIZON_COLUMN},\n"
-        f"  (SELECT count(*) FROM txid_snapshot_xip(s))::int AS {IN_PROGRESS_COLUMN},\n"
+        f"  {xids_in_progress_sql('s')} AS {IN_PROGRESS_COLUMN},\n"
         "  pg_current_wal_lsn()::text AS lsn\n"
         "FROM txid_current_snapshot() AS s;"
     )
@@ -329,7 +344,7 @@ def switch_statements() -> tuple[str, ...]:
         f"SELECT s.lsn::text AS {SWITCH_LSN_COLUMN}, pg_walfile_name(s.lsn) AS "
         f"{SWITCH_WALFILE_COLUMN},\n"
         f"  txid_snapshot_xmax(x)::text AS {HORIZON_COLUMN},\n"
-        f"  (SELECT count(*) FROM txid_snapshot_xip(x))::int AS {IN_PROGRESS_COLUMN}\n"
+        f"  {xids_in_progress_sql('x')} AS {IN_PROGRESS_COLUMN}\n"
         "FROM pg_switch_wal() AS s(lsn), txid_current_snapshot() AS x;",
     )
 

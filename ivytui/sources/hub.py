@@ -22,94 +22,55 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ivytui.config import Config
 from ivytui.domain.flavor import Flavor, flavor_named
-from ivytui.domain.human import format_duration
-from ivytui.domain.lag import LagHistory, LagReport, RateWindow, lag_from_snapshot
+from ivytui.domain.lag import LagHistory, RateWindow, lag_from_snapshot
 from ivytui.domain.lsn import DEFAULT_SEGMENT_SIZE, Lsn
 from ivytui.domain.model import (
     MARKS_ANNOTATION,
-    SOURCE_TITLES,
     Marks,
     MarksFormatError,
     Observed,
-    PodInfo,
     Rates,
     RepoState,
     Snapshot,
-    SourceName,
     Thresholds,
     V4Database,
     V4State,
     V5Database,
     V5State,
 )
-from ivytui.domain.runbook import Alarm, StepStatus, alarms, evaluate
+from ivytui.domain.runbook import alarms, evaluate
 from ivytui.errors import IvyError
+from ivytui.sources import changes
+from ivytui.sources.changes import LogEntry, LogLevel, LogSource
+from ivytui.sources.view import HubView, view_to_json
 
 if TYPE_CHECKING:
     from ivytui.sources.kube import KubeSource
     from ivytui.sources.postgres import PgSource
     from ivytui.sources.storage import RepoSource
 
+__all__ = [
+    "Hub",
+    "HubView",
+    "LogEntry",
+    "LogLevel",
+    "LogSource",
+    "flavor_of",
+    "view_to_json",
+]
+
 log = logging.getLogger(__name__)
 
-LogSource = Literal["v4", "repo", "v5", "kube", "events"]
-LogLevel = Literal["info", "warning", "error"]
 PolledName = Literal["repo", "v4db", "v5db"]
 POLLED: tuple[PolledName, ...] = ("repo", "v4db", "v5db")
 MIN_VIEW_GAP = 0.1
 """At most ten views a second; a burst of changes is coalesced into the next one."""
-_LOG_SOURCE: Mapping[str, LogSource] = {
-    "v4": "v4",
-    "v4db": "v4",
-    "repo": "repo",
-    "v5": "v5",
-    "v5db": "v5",
-    "marks": "v5",
-}
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One line of the event log."""
-
-    at: float
-    source: LogSource
-    level: LogLevel
-    text: str
-
-
-@dataclass(frozen=True)
-class HubView:
-    """Everything the screen shows, at one instant."""
-
-    snapshot: Snapshot
-    steps: tuple[StepStatus, ...]
-    alarms: tuple[Alarm, ...]
-    lag: LagReport
-    lag_history: tuple[tuple[float, int], ...]
-    """``(time, lag bytes)`` — the lag is :attr:`LagReport.behind_bytes` (v4's open segment,
-    which cannot be archived yet, is not counted)."""
-    write_rate: float | None
-    arrival_rate: float | None
-    replay_rate: float | None
-    context: str
-    namespace: str
-    cluster: str
-    v5_name: str
-    flavor: str
-    read_only: bool
-    freshest_at: float | None
-    paused: bool
-    interval: float
-    objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    driver: str = ""
-    """Who drives the move, from the driver Lease ("alice@bastion since 15:20 UTC"), or ""."""
 
 
 def _driver_words(lease: Mapping[str, Any] | None, now: float) -> str:
@@ -141,15 +102,6 @@ def flavor_of(config: Config) -> Flavor:
         label_prefix=ov.label_prefix or None,
         replication_role=ov.replication_role or None,
     )
-
-
-def _pod_words(pod: PodInfo) -> str:
-    words = [pod.phase, "ready" if pod.ready else "not ready"]
-    if pod.role:
-        words.insert(0, pod.role)
-    if pod.deleting:
-        words.append("terminating")
-    return ", ".join(words)
 
 
 class Hub:
@@ -190,6 +142,8 @@ class Hub:
         self._segment_size = DEFAULT_SEGMENT_SIZE
         self._seen = Marks()
         self._first_repo = True
+        self._replay_seen: Lsn | None = None
+        self._replay_moved_at: float | None = None
         self.log_entries: list[LogEntry] = []
         self.view = self._build_view()
 
@@ -395,161 +349,73 @@ class Hub:
                     error=error,
                     stale_since=previous.stale_since if previous.stale_since is not None else now,
                 )
-                if previous.error != error:
-                    self._log(
-                        name,
-                        "error",
-                        f"{SOURCE_TITLES[name]} is not answering: {error}",
-                    )
-            elif previous.error is not None:
-                since = previous.stale_since
-                ago = f" after {format_duration(now - since)}" if since is not None else ""
-                self._log(name, "info", f"{SOURCE_TITLES[name]} answers again{ago}")
+            self._emit_logs(changes.poll_outcome(name, previous, error, now))
             self._states[name] = result
             self._after_poll(name, previous, result)
             self._history_due = True
             self._schedule_view()
 
     def _after_poll(self, name: str, previous: Observed, current: Observed) -> None:
+        """Keep what the hub must remember across polls, then log what changed."""
+        at = self.clock()
         if isinstance(current, V4Database) and isinstance(previous, V4Database):
-            self._after_v4db(previous, current)
+            self._remember_v4db(current)
+            self._emit_logs(changes.v4db_changes(previous, current, at))
         elif isinstance(current, V5Database) and isinstance(previous, V5Database):
-            self._after_v5db(previous, current)
+            self._remember_v5db(current)
+            self._emit_logs(changes.v5db_changes(previous, current, at))
         elif isinstance(current, RepoState) and isinstance(previous, RepoState):
-            self._after_repo(previous, current)
+            assert self._repo is not None
+            if current.error is not None:
+                return
+            self._remember_repo(current)
+            self._emit_logs(
+                changes.repo_changes(
+                    previous,
+                    current,
+                    at,
+                    first=self._first_repo,
+                    new_segments=self._repo.new_segments,
+                    count_complete=self._repo.count_complete,
+                )
+            )
+            self._first_repo = False
 
-    def _after_v4db(self, previous: V4Database, current: V4Database) -> None:
-        if current.error is not None:
+    def _remember_v4db(self, current: V4Database) -> None:
+        if current.error is not None or not current.reachable:
             return
-        if current.reachable:
-            if current.segment_size:
-                self._segment_size = current.segment_size
-            if current.current_lsn is not None:
-                # WAL really written: pg_stat_wal's bytes when the server has them, since the LSN
-                # jumps to the next segment boundary on every switch (archive_timeout).
-                written = (
-                    current.wal_bytes if current.wal_bytes is not None else int(current.current_lsn)
-                )
-                self._write = self._write.add(current.observed_at, written)
-            self._seen = self._seen.with_v4_seen(current)
-        fresh = previous.observed_at <= 0 or previous.error is not None
-        if current.reachable != previous.reachable or (fresh and not current.reachable):
-            if current.reachable:
-                self._log(
-                    "v4db",
-                    "info",
-                    f"v4's database answers at {current.current_lsn} "
-                    f"(timeline {current.timeline}, {current.walfile})",
-                )
-            else:
-                self._log(
-                    "v4db",
-                    "warning",
-                    f"v4's database does not answer: {current.unreachable_reason}",
-                )
-        if previous.reachable and current.reachable:
-            if previous.read_only != current.read_only and current.read_only is not None:
-                state = "on (frozen)" if current.read_only else "off (writable)"
-                self._log("v4db", "info", f"v4 default_transaction_read_only is now {state}")
-            if previous.timeline != current.timeline:
-                self._log(
-                    "v4db",
-                    "warning",
-                    f"v4 moved from timeline {previous.timeline} to {current.timeline}",
-                )
-            if previous.in_recovery != current.in_recovery and current.in_recovery:
-                self._log("v4db", "warning", "v4's database is in recovery")
+        if current.segment_size:
+            self._segment_size = current.segment_size
+        if current.current_lsn is not None:
+            # WAL really written: pg_stat_wal's bytes when the server has them, since the LSN
+            # jumps to the next segment boundary on every switch (archive_timeout).
+            written = (
+                current.wal_bytes if current.wal_bytes is not None else int(current.current_lsn)
+            )
+            self._write = self._write.add(current.observed_at, written)
+        self._seen = self._seen.with_v4_seen(current)
 
-    def _after_v5db(self, previous: V5Database, current: V5Database) -> None:
+    def _remember_v5db(self, current: V5Database) -> None:
         if current.error is not None:
             return
         position = current.position
         if current.reachable and current.in_recovery and position is not None:
             self._replay = self._replay.add(current.observed_at, int(position))
-        fresh = previous.observed_at <= 0 or previous.error is not None
-        if current.reachable != previous.reachable or (fresh and not current.reachable):
-            if current.reachable:
-                where = (
-                    f"in recovery, replayed to {current.replay_lsn}"
-                    if current.in_recovery
-                    else f"out of recovery at {current.current_lsn}"
-                )
-                self._log("v5db", "info", f"v5's database answers: {where}")
-            else:
-                self._log(
-                    "v5db",
-                    "warning",
-                    f"v5's database does not answer: {current.unreachable_reason}",
-                )
-        if previous.reachable and current.reachable:
-            if previous.in_recovery and current.in_recovery is False:
-                self._log(
-                    "v5db",
-                    "warning",
-                    f"v5 left recovery: promoted, now on timeline {current.timeline}",
-                )
-            elif previous.timeline != current.timeline and current.timeline is not None:
-                self._log(
-                    "v5db",
-                    "info",
-                    f"v5 moved from timeline {previous.timeline} to {current.timeline}",
-                )
+        replay = current.replay_lsn if current.reachable and current.in_recovery else None
+        if replay is not None:
+            # A repo-fed standby replays in bursts: the runbook asks when replay last moved,
+            # not how fast it moves right now (0 between two fetches).
+            if self._replay_seen is not None and replay != self._replay_seen:
+                self._replay_moved_at = current.observed_at
+            self._replay_seen = replay
 
-    def _after_repo(self, previous: RepoState, current: RepoState) -> None:
-        assert self._repo is not None
-        if current.error is not None:
-            return
+    def _remember_repo(self, current: RepoState) -> None:
         timeline = self._v4_timeline(current)
         newest = current.newest_on(timeline) if timeline is not None else None
         if newest is not None:
             with contextlib.suppress(IvyError, ValueError):
                 end = newest.segment(self._segment_size).end
                 self._arrival = self._arrival.add(current.observed_at, int(end))
-        if not current.reachable:
-            if (
-                previous.reachable
-                or self._first_repo
-                or (previous.unreachable_reason != current.unreachable_reason)
-            ):
-                self._log(
-                    "repo",
-                    "error",
-                    f"the repo {current.url} cannot be read: {current.unreachable_reason}",
-                )
-            self._first_repo = False
-            return
-        if self._first_repo or not previous.reachable:
-            info = current.archive_info
-            what = (
-                f"system id {info.system_id}, PostgreSQL {info.version}"
-                if info is not None
-                else "no readable archive.info"
-            )
-            newest_all = max(current.newest_segments, key=lambda s: s.name, default=None)
-            self._log(
-                "repo",
-                "info",
-                f"repo {current.url}: {what}; newest segment "
-                f"{newest_all.name if newest_all else 'none'}; {current.segment_count} segments"
-                + ("" if self._repo.count_complete else " counted so far"),
-            )
-        else:
-            new = self._repo.new_segments
-            if 0 < len(new) <= 3:
-                for seg in new:
-                    self._log("repo", "info", f"new segment {seg.name} (timeline {seg.timeline})")
-            elif new:
-                self._log(
-                    "repo",
-                    "info",
-                    f"{len(new)} new segments, newest {new[-1].name}",
-                )
-        if current.info_error != previous.info_error and current.info_error is not None:
-            self._log("repo", "error", f"archive.info cannot be read: {current.info_error}")
-        for tl in sorted(set(current.history_timelines) - set(previous.history_timelines)):
-            if not self._first_repo:
-                self._log("repo", "warning", f"{tl:08X}.history appeared in the repo")
-        self._first_repo = False
 
     def _v4_timeline(self, repo: RepoState) -> int | None:
         v4db = self._states["v4db"]
@@ -570,7 +436,7 @@ class Hub:
             self._schedule_view()
 
     def _kube_event(self, at: float, level: str, text: str) -> None:
-        self._emit_log(LogEntry(at=at, source="events", level=_level(level), text=text))
+        self._emit_log(LogEntry(at=at, source="events", level=changes.level_of(level), text=text))
 
     def _check_kube(self) -> None:
         """Log what changed on the Kubernetes side since the last look."""
@@ -579,109 +445,21 @@ class Hub:
         v4, v5 = self._kube.v4_state(), self._kube.v5_state()
         old = self._kube_states
         self._kube_states = (v4, v5)
-        for key, state in (("v4", v4), ("v5", v5)):
-            if state.error != self._kube_errors[key]:
-                if state.error is not None:
-                    self._emit_log(
-                        LogEntry(self.clock(), "kube", "error", f"{key} watch: {state.error}")
-                    )
-                elif self._kube_errors[key] is not None:
-                    self._emit_log(LogEntry(self.clock(), "kube", "info", f"{key} watch recovered"))
-                self._kube_errors[key] = state.error
-        if old is None:
-            self._initial_kube_log(v4, v5)
-            return
-        old_v4, old_v5 = old
-        self._diff_pods("v4", old_v4.pods, v4.pods)
-        self._diff_pods("v5", old_v5.pods, v5.pods)
-        if old_v4.exists != v4.exists:
-            self._log(
-                "v4",
-                "warning" if not v4.exists else "info",
-                f"v4 Pgcluster {v4.name} " + ("appeared" if v4.exists else "is gone"),
+        sides: tuple[tuple[Literal["v4", "v5"], V4State | V5State], ...] = (("v4", v4), ("v5", v5))
+        for key, state in sides:
+            self._emit_logs(
+                changes.watch_error(key, state.error, self._kube_errors[key], self.clock())
             )
-        elif v4.exists:
-            if old_v4.state != v4.state:
-                self._log("v4", "info", f"v4 {v4.name}: {old_v4.state} → {v4.state}")
-            if old_v4.shutdown != v4.shutdown:
-                self._log("v4", "warning", f"v4 {v4.name}: spec.shutdown is now {v4.shutdown}")
-            if old_v4.deleting != v4.deleting and v4.deleting:
-                self._log("v4", "warning", f"v4 {v4.name} is being deleted")
-        if set(old_v4.backup_schedules) != set(v4.backup_schedules):
-            self._log(
-                "v4", "info", f"v4 backup schedules: {', '.join(v4.backup_schedules) or 'none'}"
-            )
-        if old_v5.crd_installed != v5.crd_installed and v5.crd_installed is not None:
-            installed = "installed" if v5.crd_installed else "not installed"
-            self._log("v5", "info", f"the CRD {self.flavor.v5.crd_name} is {installed}")
-        if old_v5.exists != v5.exists:
-            self._log(
-                "v5", "info", f"{v5.kind} {v5.name} " + ("appeared" if v5.exists else "is gone")
-            )
-        elif v5.exists:
-            if old_v5.standby_enabled != v5.standby_enabled:
-                self._log(
-                    "v5",
-                    "warning",
-                    f"{v5.kind} {v5.name}: spec.standby.enabled is now {v5.standby_enabled}",
-                )
-            old_conditions = {c.type: c for c in old_v5.conditions}
-            for condition in v5.conditions:
-                before = old_conditions.get(condition.type)
-                if before is None or before.status != condition.status:
-                    level: LogLevel = "info" if condition.status == "True" else "warning"
-                    self._log(
-                        "v5",
-                        level,
-                        f"{v5.kind} {v5.name} condition {condition.type}={condition.status}"
-                        + (f" ({condition.reason})" if condition.reason else ""),
-                    )
-
-    def _initial_kube_log(self, v4: V4State, v5: V5State) -> None:
-        if v4.error is None:
-            if v4.exists:
-                pods = ", ".join(p.name for p in v4.pods) or "no pods"
-                self._log("v4", "info", f"v4 Pgcluster {v4.name} is {v4.state}; {pods}")
-            else:
-                self._log(
-                    "v4",
-                    "warning",
-                    f"v4 Pgcluster {v4.name} not found in namespace {v4.namespace}",
-                )
-        if v5.error is None:
-            if v5.exists:
-                pods = ", ".join(p.name for p in v5.pods) or "no pods"
-                self._log("v5", "info", f"{v5.kind} {v5.name} exists; {pods}")
-            elif v5.crd_installed is False:
-                self._log("v5", "warning", f"the CRD {self.flavor.v5.crd_name} is not installed")
-            else:
-                self._log("v5", "info", f"{v5.kind} {v5.name} does not exist yet")
-
-    def _diff_pods(
-        self, side: Literal["v4", "v5"], old: tuple[PodInfo, ...], new: tuple[PodInfo, ...]
-    ) -> None:
-        before = {p.name: p for p in old}
-        after = {p.name: p for p in new}
-        for name, pod in after.items():
-            prior = before.get(name)
-            if prior is None:
-                self._log(side, "info", f"{side} pod {name} appeared ({_pod_words(pod)})")
-            elif (prior.phase, prior.ready, prior.role, prior.deleting) != (
-                pod.phase,
-                pod.ready,
-                pod.role,
-                pod.deleting,
-            ):
-                self._log(
-                    side, "info", f"{side} pod {name}: {_pod_words(prior)} → {_pod_words(pod)}"
-                )
-        for name in before.keys() - after.keys():
-            self._log(side, "info", f"{side} pod {name} is gone")
+            self._kube_errors[key] = state.error
+        self._emit_logs(
+            changes.kube_changes(old, v4, v5, self.clock(), crd_name=self.flavor.v5.crd_name)
+        )
 
     # -- logging -----------------------------------------------------------------------------
 
-    def _log(self, name: str, level: LogLevel, text: str) -> None:
-        self._emit_log(LogEntry(self.clock(), _LOG_SOURCE.get(name, "kube"), level, text))
+    def _emit_logs(self, entries: list[LogEntry]) -> None:
+        for entry in entries:
+            self._emit_log(entry)
 
     def _emit_log(self, entry: LogEntry) -> None:
         self.log_entries.append(entry)
@@ -739,9 +517,10 @@ class Hub:
         seen = self._seen.v4_last_seen
         if seen is not None and marks.error is None:
             stored = marks.v4_last_seen
-            if stored is None or (seen.timeline, int(seen.lsn)) > (
+            if stored is None or (seen.timeline, int(seen.lsn), seen.xid_horizon or 0) > (
                 stored.timeline,
                 int(stored.lsn),
+                stored.xid_horizon or 0,
             ):
                 marks = replace(marks, v4_last_seen=seen)
         return marks
@@ -767,6 +546,7 @@ class Hub:
             write_bps=self._write.rate(),
             archive_bps=self._arrival.rate(),
             replay_bps=self._replay.rate(),
+            replay_moved_at=self._replay_moved_at,
         )
         snapshot = Snapshot(
             now=now,
@@ -821,80 +601,3 @@ class Hub:
             objects=MappingProxyType(objects),
             driver=_driver_words(kube.driver_lease() if kube is not None else None, now),
         )
-
-
-def _level(text: str) -> LogLevel:
-    if text == "warning":
-        return "warning"
-    if text == "error":
-        return "error"
-    return "info"
-
-
-# --------------------------------------------------------------------------------------------
-# JSON
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Lsn):
-        return str(value)
-    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-        if isinstance(value, StepStatus):
-            out["failing"] = len(value.failing)
-        return out
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    return str(value)
-
-
-SOURCE_ORDER: tuple[SourceName, ...] = ("v4", "v4db", "repo", "v5", "v5db", "marks")
-
-
-def view_to_json(view: HubView) -> dict[str, Any]:
-    """A JSON-safe form of ``view``: per source ``{ok, error, problem, …values}``, the steps
-    with their checks, the alarms and the lag."""
-    snap = view.snapshot
-    sources: dict[str, Any] = {}
-    for name in SOURCE_ORDER:
-        src = snap.source(name)
-        values = _jsonable(src)
-        assert isinstance(values, dict)
-        ok = src.error is None and src.observed_at > 0
-        sources[name] = {"ok": ok, "problem": snap.problem(name), **values}
-    if isinstance(snap.v5, V5State):
-        sources["v5"]["crd"] = snap.flavor.v5.crd_name
-    lag = _jsonable(view.lag)
-    assert isinstance(lag, dict)
-    lag["text"] = view.lag.describe()
-    return {
-        "ok": all(entry["ok"] for entry in sources.values()),
-        "now": snap.now,
-        "context": view.context,
-        "driver": view.driver,
-        "namespace": view.namespace,
-        "cluster": view.cluster,
-        "v5_name": view.v5_name,
-        "flavor": view.flavor,
-        "read_only": view.read_only,
-        "interval": view.interval,
-        "paused": view.paused,
-        "freshest_at": view.freshest_at,
-        "sources": sources,
-        "steps": _jsonable(view.steps),
-        "alarms": _jsonable(view.alarms),
-        "lag": lag,
-        "lag_history": [[at, value] for at, value in view.lag_history],
-        "rates": {
-            "write_bps": view.write_rate,
-            "arrival_bps": view.arrival_rate,
-            "replay_bps": view.replay_rate,
-        },
-        "segment_size": snap.segment_size,
-    }

@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 from ivytui.config import Config, DatabaseTarget
 from ivytui.domain.flavor import GRANTED_FUNCTIONS, Flavor
 from ivytui.domain.lsn import Lsn, LsnError
+from ivytui.domain.sql import xids_in_progress_sql
 from ivytui.domain.model import ArchiverStats, V4Database, V5Database
 from ivytui.errors import IvyError, PostgresError
 
@@ -89,20 +90,12 @@ SELECT
     WHERE name = 'default_transaction_read_only') AS configured_read_only,
   {{wal_bytes}} AS wal_bytes,
   txid_snapshot_xmax(x.snap) AS xid_horizon,
-  (SELECT count(*) FROM (
-      SELECT (i % 4294967296)::text FROM txid_snapshot_xip(x.snap) AS i
-      UNION SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL
-      UNION SELECT transaction::text FROM pg_prepared_xacts) AS u)::int AS xids_in_progress,
+  {xids_in_progress_sql("x.snap")} AS xids_in_progress,
   ARRAY(SELECT rolname::text FROM pg_roles
          WHERE rolcanlogin AND rolconnlimit = 0 ORDER BY 1) AS blocked_roles
 FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r, pg_stat_archiver AS a,
      (SELECT txid_current_snapshot() AS snap) AS x
 """
-# The transactions in progress: the snapshot's xip list holds only the xids below its xmax (one
-# past the newest *finished* one), so a writing transaction newer than every finished one is not
-# in it; pg_stat_activity.backend_xid (every session's, through pg_monitor's pg_read_all_stats)
-# and pg_prepared_xacts name those. The xip entries are 64-bit (epoch and xid), backend_xid and
-# the prepared ones 32-bit: compared on the low 32 bits.
 # pg_stat_wal exists from PostgreSQL 14 on.
 V4_QUERY_14 = V4_QUERY.replace("{wal_bytes}", "(SELECT wal_bytes FROM pg_stat_wal)::bigint")
 V4_QUERY = V4_QUERY.replace("{wal_bytes}", "NULL::bigint")

@@ -517,21 +517,39 @@ class IvyApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Refresh now", "Poll every source now (r)", self.action_refresh_now)
+        bound = self.bound_keys()
+
+        def key(binding_id: str) -> str:
+            keys = [self.get_key_display(b) for b in bound.get(binding_id, ())]
+            return f" ({', '.join(keys)})" if keys else ""
+
+        yield SystemCommand(
+            "Refresh now", f"Poll every source now{key('refresh')}", self.action_refresh_now
+        )
         if self.paused:
-            yield SystemCommand("Resume polling", "Poll again (p)", self.action_resume)
+            yield SystemCommand("Resume polling", f"Poll again{key('resume')}", self.action_resume)
         else:
-            yield SystemCommand("Pause polling", "Stop polling (p)", self.action_pause)
+            yield SystemCommand("Pause polling", f"Stop polling{key('pause')}", self.action_pause)
         yield SystemCommand(
-            "Change the interval", "Seconds between polls (i)", self.action_change_interval
+            "Change the interval",
+            f"Seconds between polls{key('interval')}",
+            self.action_change_interval,
         )
         yield SystemCommand(
-            "Show YAML", "The object under the cursor as YAML (y)", self.action_show_yaml
+            "Show YAML", f"The object under the cursor as YAML{key('yaml')}", self.action_show_yaml
         )
-        yield SystemCommand("Show the log", "The event log, full screen (l)", self.action_show_log)
         yield SystemCommand(
-            "Show help", "Keys and how to read the screen (?)", self.action_show_help
+            "Show the log", f"The event log, full screen{key('log')}", self.action_show_log
         )
+        yield SystemCommand(
+            "Show help", f"Keys and how to read the screen{key('help')}", self.action_show_help
+        )
+        if not self.read_only:
+            yield SystemCommand(
+                "Take over driving",
+                f"Take the driver Lease from another console{key('take-over')}",
+                self.action_take_over,
+            )
 
 
 def _bindings_of(node: type[DOMNode]) -> Iterable[Binding]:

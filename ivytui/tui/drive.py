@@ -58,6 +58,8 @@ DRIVE_BINDINGS: tuple[Binding, ...] = (
         "Take over",
         id=TAKE_OVER,
         tooltip="Take the driver Lease from another console (type the cluster name)",
+        # rare, and the footer is full at 160 columns: in the help and the palette instead
+        show=False,
     ),
 )
 """One binding per action of the domain's table (``act('freeze')``), and the takeover."""

@@ -1,4 +1,5 @@
-"""The hub on the world: one full reading, bad input, pause and resume."""
+"""The hub on the world: one full reading, bad input, pause and resume; and, without the world,
+what the hub remembers across polls and what it logs when a snapshot changes."""
 
 from __future__ import annotations
 
@@ -16,13 +17,25 @@ import pytest
 from source_helpers import wait_until
 
 from ivytui.config import Config
+from ivytui.domain.lsn import Lsn
+from ivytui.domain.model import (
+    PodInfo,
+    RepoState,
+    SegmentObject,
+    V4Database,
+    V4State,
+    V5Database,
+    V5State,
+)
 from ivytui.errors import IvyError, KubeError
-from ivytui.sources.hub import Hub, HubView, view_to_json
+from ivytui.sources import changes
+from ivytui.sources.hub import Hub, HubView, LogEntry, view_to_json
 from tests.conftest import RunningWorld
 
-pytestmark = pytest.mark.world
+world = pytest.mark.world
 
 
+@world
 async def test_once_reads_every_source_and_the_json_says_so(
     world: RunningWorld, cfg: Config
 ) -> None:
@@ -53,6 +66,7 @@ async def test_once_reads_every_source_and_the_json_says_so(
     assert took < 5
 
 
+@world
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
@@ -68,6 +82,7 @@ async def test_bad_input_is_a_clear_error(cfg: Config, changes: dict[str, Any], 
     assert isinstance(caught.value, IvyError) and caught.value.title == "kubernetes"
 
 
+@world
 async def test_no_kubeconfig_at_all(
     cfg: Config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -78,6 +93,7 @@ async def test_no_kubeconfig_at_all(
         await Hub(replace(cfg, kubeconfig="")).start()
 
 
+@world
 async def test_an_unknown_cluster_and_a_missing_crd_are_facts(cfg: Config) -> None:
     hub = Hub(replace(cfg, cluster="nosuch", flavor="pgo"))
     logs: list[str] = []
@@ -98,6 +114,7 @@ async def test_an_unknown_cluster_and_a_missing_crd_are_facts(cfg: Config) -> No
     )
 
 
+@world
 async def test_pause_freezes_the_view_and_resume_polls_again(cfg: Config) -> None:
     hub = Hub(cfg)
     views: list[HubView] = []
@@ -129,6 +146,7 @@ async def test_pause_freezes_the_view_and_resume_polls_again(cfg: Config) -> Non
         assert time.perf_counter() - stopping < 2
 
 
+@world
 def test_the_hub_module_imports_no_client_library() -> None:
     code = (
         "import sys, ivytui.sources.hub; "
@@ -140,6 +158,7 @@ def test_the_hub_module_imports_no_client_library() -> None:
     assert out.stdout.strip() == ""
 
 
+@world
 async def test_an_api_server_that_does_not_answer_is_a_source_error(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,3 +180,144 @@ async def test_an_api_server_that_does_not_answer_is_a_source_error(tmp_path: Pa
     assert data["sources"]["v4"]["error"] == words
     assert data["sources"]["v5"]["error"] == words
     assert words in data["sources"]["v4db"]["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Without the world
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedV5:
+    """A v5 database source that answers the polls it is given, one per poll."""
+
+    def __init__(self, clock: Clock, answers: list[V5Database]) -> None:
+        self.clock = clock
+        self.answers = answers
+
+    async def poll(self) -> V5Database:
+        return replace(self.answers.pop(0), observed_at=self.clock())
+
+    async def close(self) -> None:
+        return None
+
+
+def replaying(lsn: str | None) -> V5Database:
+    if lsn is None:
+        return V5Database(reachable=False, unreachable_reason="connection refused")
+    return V5Database(reachable=True, in_recovery=True, replay_lsn=Lsn.parse(lsn), timeline=1)
+
+
+async def test_the_hub_remembers_when_v5_replay_last_moved() -> None:
+    clock = Clock(1000.0)
+    hub = Hub(Config(cluster="hippo", namespace="pgo"), clock=clock)
+    script = ["0/5000000", "0/5000000", "0/6000000", "0/6000000", None, "0/6000000", "0/7000000"]
+    hub._v5db = ScriptedV5(clock, [replaying(lsn) for lsn in script])  # type: ignore[assignment]
+    seen: list[float | None] = []
+    try:
+        for _ in script:
+            clock.now += 1.0
+            await hub.refresh()
+            seen.append(hub.view.snapshot.rates.replay_moved_at)
+    finally:
+        await hub.stop()
+    # Not seen to move at the first poll; kept while it stands still or v5 does not answer.
+    assert seen == [None, None, 1003.0, 1003.0, 1003.0, 1003.0, 1007.0]
+    assert view_to_json(hub.view)["rates"]["replay_moved_at"] == 1007.0
+
+
+def texts(entries: list[LogEntry]) -> list[str]:
+    return [entry.text for entry in entries]
+
+
+def test_a_poll_that_fails_and_recovers_is_logged_once_each() -> None:
+    ok = V4Database(observed_at=10.0, reachable=True)
+    failing = replace(ok, error="no answer within 5 s", stale_since=20.0)
+    assert texts(changes.poll_outcome("v4db", ok, "no answer within 5 s", 20.0)) == [
+        "v4's database is not answering: no answer within 5 s"
+    ]
+    assert changes.poll_outcome("v4db", failing, "no answer within 5 s", 25.0) == []
+    back = changes.poll_outcome("v4db", failing, None, 62.0)
+    assert texts(back) == ["v4's database answers again after 42 s"]
+    assert back[0].source == "v4" and back[0].level == "info" and back[0].at == 62.0
+
+
+def test_v4_freeze_and_timeline_changes_are_logged() -> None:
+    before = V4Database(observed_at=1.0, reachable=True, read_only=False, timeline=1)
+    frozen = replace(before, read_only=True)
+    assert texts(changes.v4db_changes(before, frozen, 2.0)) == [
+        "v4 default_transaction_read_only is now on (frozen)"
+    ]
+    moved = replace(frozen, timeline=2)
+    [line] = changes.v4db_changes(frozen, moved, 3.0)
+    assert (line.level, line.text) == ("warning", "v4 moved from timeline 1 to 2")
+    gone = V4Database(observed_at=4.0, reachable=False, unreachable_reason="connection refused")
+    assert texts(changes.v4db_changes(moved, gone, 4.0)) == [
+        "v4's database does not answer: connection refused"
+    ]
+    assert changes.v4db_changes(moved, replace(moved, error="boom"), 5.0) == []
+
+
+def test_new_segments_are_listed_then_summarised() -> None:
+    def seg(n: int) -> SegmentObject:
+        name = f"0000000100000000000000{n:02X}"
+        return SegmentObject(name=name, key=name)
+
+    before = RepoState(observed_at=1.0, url="s3://b/p", reachable=True)
+    after = replace(before, newest_segments=(seg(6),), history_timelines=(2,))
+    few = changes.repo_changes(
+        before, after, 2.0, first=False, new_segments=[seg(5), seg(6)], count_complete=True
+    )
+    assert texts(few) == [
+        "new segment 000000010000000000000005 (timeline 1)",
+        "new segment 000000010000000000000006 (timeline 1)",
+        "00000002.history appeared in the repo",
+    ]
+    many = changes.repo_changes(
+        before,
+        after,
+        2.0,
+        first=False,
+        new_segments=[seg(n) for n in range(5, 10)],
+        count_complete=True,
+    )
+    assert texts(many)[0] == "5 new segments, newest 000000010000000000000009"
+    first = changes.repo_changes(
+        RepoState(), after, 2.0, first=True, new_segments=[], count_complete=False
+    )
+    assert texts(first) == [
+        "repo s3://b/p: no readable archive.info; newest segment 000000010000000000000006; "
+        "0 segments counted so far"
+    ]
+
+
+def test_kubernetes_changes_name_the_pods_and_the_objects() -> None:
+    pod = PodInfo(name="hippo-abc", kind="database", role="master", phase="Running", ready=True)
+    v4 = V4State(
+        exists=True, name="hippo", namespace="pgo", state="pgcluster Initialized", pods=(pod,)
+    )
+    v5 = V5State(exists=False, name="hippo", kind="IvoryCluster", crd_installed=True)
+    crd = "ivoryclusters.ivory-operator.ivorysql.org"
+    assert texts(changes.kube_changes(None, v4, v5, 1.0, crd_name=crd)) == [
+        "v4 Pgcluster hippo is pgcluster Initialized; hippo-abc",
+        "IvoryCluster hippo does not exist yet",
+    ]
+    down = replace(
+        v4, shutdown=True, state="pgcluster Shutdown", pods=(replace(pod, deleting=True),)
+    )
+    assert texts(changes.kube_changes((v4, v5), down, v5, 2.0, crd_name=crd)) == [
+        "v4 pod hippo-abc: master, Running, ready → master, Running, ready, terminating",
+        "v4 hippo: pgcluster Initialized → pgcluster Shutdown",
+        "v4 hippo: spec.shutdown is now True",
+    ]
+    assert texts(changes.watch_error("v5", "403 Forbidden", None, 3.0)) == [
+        "v5 watch: 403 Forbidden"
+    ]
+    assert texts(changes.watch_error("v5", None, "403 Forbidden", 4.0)) == ["v5 watch recovered"]
+    assert changes.watch_error("v5", None, None, 5.0) == []

@@ -12,14 +12,14 @@ from typing import Any, cast
 from domain_factory import NOW, SYSTEM_ID, segment_object, standby, with_source
 
 from ivytui.config import Config
-from ivytui.errors import KubeError
+from ivytui.domain.actions import Verdict
 from ivytui.domain.flavor import Flavor, flavor_named
 from ivytui.domain.lag import LagReport, lag_from_snapshot
 from ivytui.domain.lsn import Lsn
 from ivytui.domain.model import ArchiverStats, PodInfo, Snapshot
 from ivytui.domain.repoinfo import parse_backup_info
 from ivytui.domain.runbook import Alarm, StepStatus, alarms, evaluate
-from ivytui.domain.actions import Verdict
+from ivytui.errors import KubeError
 from ivytui.sources.actions import Executor, GuardRefused, Outcome, Plan
 from ivytui.tui.app import IvyApp, make_app
 
