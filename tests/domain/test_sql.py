@@ -340,7 +340,6 @@ async def test_freeze_switch_and_thaw(server: object) -> None:
                 await conn.close(timeout=5)
 
 
-
 @pytest.mark.world
 async def test_the_horizon_moves_only_when_a_transaction_writes(server: object) -> None:
     admin = await connect(server)

@@ -22,6 +22,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from ivytui.config import Config, Thresholds
+from ivytui.domain.actions import ACTIONS
 from ivytui.sandbox import control
 from ivytui.tui.app import IvyApp, make_app
 from ivytui.tui.driving import Ended
@@ -161,7 +162,7 @@ async def blocked_reasons(pilot: Pilot[Any], app: IvyApp, key: str) -> tuple[str
     assert isinstance(shown, ReasonsScreen)
     await pilot.press("escape")
     await until(pilot, app, "back on the main screen", lambda: app.screen is app.main, 5)
-    return shown.reasons
+    return shown.texts
 
 
 # -- the move, for each flavor ---------------------------------------------------------------
@@ -209,7 +210,10 @@ async def test_keys_alone_take_the_move_through_steps_1_to_7(
         await until(pilot, app, "the override", lambda: isinstance(app.screen, ConfirmScreen), 10)
         screen = app.screen
         assert isinstance(screen, ConfirmScreen) and screen.plan.override_needed
-        assert any("step 3 (Freeze and final WAL switch) is not done" in f for f in screen.failing)
+        assert screen.verdict is not None and screen.verdict.override
+        assert any(
+            "step 3 (Freeze and final WAL switch) is not done" in f for f in screen.verdict.failing
+        )
         await pilot.press("y", "enter")
         await pilot.pause(0.3)
         assert not screen.may_confirm and app.screen is screen
@@ -317,7 +321,9 @@ async def test_in_monitor_mode_no_key_writes(
             30,
         )
         await until(pilot, app, "the executor", lambda: app.executor is not None, 10)
-        for action in IvyApp.MUTATING_ACTIONS:
+        for spec in ACTIONS:
+            assert app.check_action("act", (spec.id,)) is None, spec.id
+        for action in ("act_on_step", "take_over"):
             assert app.check_action(action, ()) is None, action
         pressed = []
         for key in [*every_key(), "4", "enter", "ctrl+p"]:
@@ -330,7 +336,7 @@ async def test_in_monitor_mode_no_key_writes(
                     app.screen.set_focus(None)
                 await pilot.press("escape")
                 await pilot.pause(0.1)
-        assert {"c", "f", "u", "s", "o", "g", "x", "a", "enter"} <= set(pressed)
+        assert {"c", "f", "u", "s", "o", "g", "x", "a", "T", "enter"} <= set(pressed)
         await pilot.pause(1.0)
         await pilot.press("q")
     await asyncio.sleep(0.5)

@@ -160,7 +160,7 @@ async def test_a_blocked_step_lists_its_reasons_and_plans_nothing() -> None:
         await settle(pilot)
         screen = reasons(app)
         assert screen.title_text == "step 5 · Promote v5 is blocked"
-        texts = " | ".join(screen.reasons)
+        texts = " | ".join(screen.texts)
         assert "not 'pgcluster Shutdown'" in texts
         assert "still answers" in texts
         await pilot.press("escape")
@@ -421,7 +421,7 @@ async def test_thaw_and_abort_say_when_there_is_nothing_to_undo() -> None:
         await pilot.press("escape", "a")
         await settle(pilot)
         assert reasons(app).title_text == "nothing to abort"
-        assert "nothing to undo" in reasons(app).reasons[0]
+        assert "nothing to undo" in reasons(app).texts[0]
     frozen, hub2 = frozen_app(df.frozen())
     async with frozen.run_test(size=WIDE) as pilot:
         await settle(pilot)
@@ -440,8 +440,8 @@ async def test_abort_after_promotion_names_the_two_writers() -> None:
         await settle(pilot)
         screen = reasons(app)
         assert screen.title_text == "abort refused"
-        assert "v5 is promoted: restarting v4 would put two writers on one repo" in screen.reasons
-        assert any(text.startswith("the v5 spec says promoted") for text in screen.reasons)
+        assert "v5 is promoted: restarting v4 would put two writers on one repo" in screen.texts
+        assert any(text.startswith("the v5 spec says promoted") for text in screen.texts)
         assert hub.executor.planned == []
 
 

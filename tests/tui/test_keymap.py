@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets._footer import FooterKey
 from tui_fakes import catching_up, frozen_app
 
@@ -33,6 +34,10 @@ async def until(pilot: Pilot[Any], what: str, check: Any, timeout: float = 5.0) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         await pilot.pause(0.05)
+
+
+def on_top(app: IvyApp) -> Screen[Any]:
+    return app.screen
 
 
 def footer_keys(app: IvyApp) -> dict[str, str]:
@@ -77,7 +82,7 @@ async def test_a_remapped_key_shows_everywhere_and_the_old_one_is_gone(tmp_path:
         # the old key does nothing
         await pilot.press("f")
         await settle(pilot)
-        assert app.screen is app.main
+        assert on_top(app) is app.main
         assert hub.executor.planned == []
         # the new one opens the freeze
         await pilot.press("F")

@@ -479,6 +479,11 @@ class ReasonsScreen(ModalScreen[None]):
         if bodies:
             fit_body(self.query_one("#reasons-dialog"), bodies.first(), self.size.height)
 
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The words of every reason listed."""
+        return tuple(r.text if isinstance(r, Check) else r for r in self.reasons)
+
     def as_text(self) -> str:
         lines = [f"{self.title_text}: {self.message}"]
         for reason in self.reasons:
