@@ -32,6 +32,7 @@ Progress = Callable[[str], None]
 QUIET_POLL = 0.1
 QUIET_DEADLINE = 60.0
 SWITCH_TRIES = 5
+RELOAD_DEADLINE = 5.0
 
 
 def _spec(obj: Mapping[str, Any]) -> Any:
@@ -184,10 +185,7 @@ class Runners(PlanBuilder):
 
     async def _verify_frozen(self, conn: Any, roles: tuple[str, ...]) -> None:
         """Read the freeze back: the setting in force and every role at connection limit 0."""
-        row = await conn.fetchrow(
-            "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'"
-        )
-        if row is None or row["reset_val"] != "on":
+        if await self._configured_read_only(conn, "on") != "on":
             raise ActionFailed("the freeze did not take: default_transaction_read_only is off")
         if roles:
             left = await conn.fetch(
@@ -198,6 +196,21 @@ class Runners(PlanBuilder):
             if left:
                 names = ", ".join(str(r["rolname"]) for r in left)
                 raise ActionFailed(f"the freeze did not take for the roles {names}")
+
+    async def _configured_read_only(self, conn: Any, wanted: str) -> str:
+        """``default_transaction_read_only`` as the server is configured, once this session
+        has taken the reload in (it does at a statement boundary, soon after the signal)."""
+        deadline = time.monotonic() + RELOAD_DEADLINE
+        while True:
+            value = str(
+                await conn.fetchval(
+                    "SELECT reset_val FROM pg_settings "
+                    "WHERE name = 'default_transaction_read_only'"
+                )
+            )
+            if value == wanted or time.monotonic() > deadline:
+                return value
+            await asyncio.sleep(QUIET_POLL)
 
     async def _final_switch(self, conn: Any) -> tuple[Lsn, str, int]:
         """``CHECKPOINT`` and ``pg_switch_wal()`` at a moment when no transaction is in
@@ -269,9 +282,7 @@ class Runners(PlanBuilder):
                     after=dict(frozen),
                 )
             # Read back: the setting and every role as it was.
-            setting = await conn.fetchval(
-                "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'"
-            )
+            setting = await self._configured_read_only(conn, "off")
             rows = await conn.fetch(
                 "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1::text[])",
                 [r for r, _ in frozen],
