@@ -5,6 +5,7 @@ lapsed or with the typed name."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -111,11 +112,12 @@ async def test_every_viewer_sees_who_drives(world: RunningWorld) -> None:
     name = f"{world.cluster}-ivytui-driver"
     session = DriverSession(lambda: writer, name, holder="carol@bastion pid 7 #cccc")
     try:
-        await session.acquire()
+        await session.acquire(action="freeze v4 and switch WAL")
         deadline = time.monotonic() + 5
         while "carol@bastion pid 7 #cccc drives since" not in hub.view.driver:
             assert time.monotonic() < deadline, hub.view.driver
             await hub.refresh()
+        assert re.search(r"last acted \d+ s ago \(freeze v4 and switch WAL\)", hub.view.driver)
     finally:
         await session.release()
         await hub.stop()

@@ -218,27 +218,23 @@ async def test_abort_without_proof_that_v5_is_a_standby_is_refused(
     await _abort_refused(w, ex, hub, "v5's database cannot witness")
 
     # Promoted behind ivytui's back (kubectl): the spec says so, whatever the database.
-    import subprocess
-
-    res = subprocess.run(
-        [
-            "kubectl",
-            "--kubeconfig",
-            str(w.kubeconfig),
-            "-n",
-            w.namespace,
-            "patch",
-            "ivoryclusters.ivory-operator.ivorysql.org",
-            w.v5_name,
-            "--type",
-            "merge",
-            "-p",
-            '{"spec":{"standby":{"enabled":false}}}',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    kubectl = await asyncio.create_subprocess_exec(
+        "kubectl",
+        "--kubeconfig",
+        str(w.kubeconfig),
+        "-n",
+        w.namespace,
+        "patch",
+        "ivoryclusters.ivory-operator.ivorysql.org",
+        w.v5_name,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"standby":{"enabled":false}}}',
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert res.returncode == 0, res.stderr
+    _, err = await asyncio.wait_for(kubectl.communicate(), 30)
+    assert kubectl.returncode == 0, err.decode()
     await until(hub, lambda: hub.view.snapshot.v5.standby_enabled is False, 30, "v5 promoted")
     await _abort_refused(w, ex, hub, "the v5 spec says promoted")

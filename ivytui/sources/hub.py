@@ -48,7 +48,7 @@ from ivytui.domain.runbook import alarms, evaluate
 from ivytui.errors import IvyError
 from ivytui.sources import changes
 from ivytui.sources.changes import LogEntry, LogLevel, LogSource
-from ivytui.sources.view import HubView, view_to_json
+from ivytui.sources.view import HubView, driver_words, view_to_json
 
 if TYPE_CHECKING:
     from ivytui.sources.kube import KubeSource
@@ -71,24 +71,6 @@ PolledName = Literal["repo", "v4db", "v5db"]
 POLLED: tuple[PolledName, ...] = ("repo", "v4db", "v5db")
 MIN_VIEW_GAP = 0.1
 """At most ten views a second; a burst of changes is coalesced into the next one."""
-
-
-def _driver_words(lease: Mapping[str, Any] | None, now: float) -> str:
-    import datetime as dt
-
-    spec = (lease or {}).get("spec") or {}
-    holder = spec.get("holderIdentity")
-    if not holder:
-        return ""
-
-    from ivytui.sources.kube import parse_time
-
-    acquired = parse_time(spec.get("acquireTime"))
-    renewed = parse_time(spec.get("renewTime"))
-    since = dt.datetime.fromtimestamp(acquired, dt.UTC).strftime("%H:%M UTC") if acquired else "?"
-    if renewed is not None and renewed + float(spec.get("leaseDurationSeconds") or 0) < now:
-        return f"last driven by {holder} (since {since}; the lease has lapsed)"
-    return f"{holder} drives since {since}"
 
 
 def flavor_of(config: Config) -> Flavor:
@@ -599,5 +581,5 @@ class Hub:
             paused=self._paused,
             interval=self._interval,
             objects=MappingProxyType(objects),
-            driver=_driver_words(kube.driver_lease() if kube is not None else None, now),
+            driver=driver_words(kube.driver_lease() if kube is not None else None, now),
         )

@@ -54,8 +54,8 @@ from urllib.parse import urlsplit
 from ivytui.config import Config, DatabaseTarget
 from ivytui.domain.flavor import GRANTED_FUNCTIONS, Flavor
 from ivytui.domain.lsn import Lsn, LsnError
-from ivytui.domain.sql import xids_in_progress_sql
 from ivytui.domain.model import ArchiverStats, V4Database, V5Database
+from ivytui.domain.sql import xids_in_progress_sql
 from ivytui.errors import IvyError, PostgresError
 
 if TYPE_CHECKING:

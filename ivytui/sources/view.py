@@ -104,3 +104,36 @@ def view_to_json(view: HubView) -> dict[str, Any]:
         },
         "segment_size": snap.segment_size,
     }
+
+
+LAST_ACTION_ANNOTATION = "ivytui/last-action"
+"""On the driver Lease: ``{"at": <epoch>, "action": "<title>"}`` of the driver's last change."""
+
+
+def driver_words(lease: Mapping[str, Any] | None, now: float) -> str:
+    """Who drives, since when, and how long ago they last acted, from the driver Lease."""
+    import datetime as dt
+    import json
+
+    from ivytui.domain.human import format_duration
+    from ivytui.sources.kube import parse_time
+
+    spec = (lease or {}).get("spec") or {}
+    holder = spec.get("holderIdentity")
+    if not holder:
+        return ""
+    acquired = parse_time(spec.get("acquireTime"))
+    renewed = parse_time(spec.get("renewTime"))
+    since = dt.datetime.fromtimestamp(acquired, dt.UTC).strftime("%H:%M UTC") if acquired else "?"
+    annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
+    acted = ""
+    try:
+        last = json.loads(annotations.get(LAST_ACTION_ANNOTATION) or "{}")
+        if last.get("at"):
+            ago = format_duration(max(0.0, now - float(last["at"])))
+            acted = f", last acted {ago} ago ({last.get('action') or 'an action'})"
+    except (ValueError, TypeError, AttributeError):
+        acted = ""
+    if renewed is not None and renewed + float(spec.get("leaseDurationSeconds") or 0) < now:
+        return f"last driven by {holder} (since {since}{acted}; the lease has lapsed)"
+    return f"{holder} drives since {since}{acted}"

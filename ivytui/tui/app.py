@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingsMap, BindingType
-from textual.dom import DOMNode
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from ivytui.config import Config
@@ -28,7 +27,7 @@ from ivytui.domain.actions import ACTION_OF_STEP
 from ivytui.errors import IvyError
 from ivytui.tui.drive import DRIVE_BINDINGS, DRIVE_IDS, Drive, mutates
 from ivytui.tui.driving import Ended, Running
-from ivytui.tui.keymap import load_keymap
+from ivytui.tui.keymap import bound_keys, declared_bindings, help_rows, load_keymap
 from ivytui.tui.messages import (
     ActionDone,
     ActionError,
@@ -382,53 +381,34 @@ class IvyApp(App[int]):
     def declared_bindings(cls) -> list[Binding]:
         """Every binding of the app, the main screen and the runbook, as declared (the ids a
         keymap may remap)."""
-        found: list[Binding] = []
-        for node in (cls, MainScreen, RunbookPane):
-            found.extend(_bindings_of(node))
-        return found
+        return declared_bindings((cls, MainScreen, RunbookPane))
 
     def bound_keys(self) -> dict[str, list[Binding]]:
         """binding id → its bindings as they are now, the keymap applied (one per key)."""
-        found: dict[str, list[Binding]] = {}
-        for node in (type(self), MainScreen, RunbookPane):
-            bindings = BindingsMap(node.BINDINGS)
-            if self._keymap:
-                bindings.apply_keymap(self._keymap)
-            for key_bindings in bindings.key_to_bindings.values():
-                for binding in key_bindings:
-                    found.setdefault(binding.id or binding.action, []).append(binding)
-        return found
+        return bound_keys((type(self), MainScreen, RunbookPane), self._keymap)
 
     def step_keys(self) -> dict[int, str]:
         """The key of each runbook step that has an action, as it is bound now."""
         bound = self.bound_keys()
-        keys: dict[int, str] = {}
-        for step, action_id in ACTION_OF_STEP.items():
-            bindings = bound.get(action_id)
-            if bindings:
-                keys[step] = ",".join(self.get_key_display(b) for b in bindings)
-        return keys
+        return {
+            step: ",".join(self.get_key_display(b) for b in bound[action_id])
+            for step, action_id in ACTION_OF_STEP.items()
+            if bound.get(action_id)
+        }
 
     def key_help(self) -> list[tuple[str, str]]:
         """(key, description) for every binding of the app, the main screen and the runbook,
-        with the keymap applied; bindings that share a key (pause / resume) share a line."""
-        rows: dict[str, list[str]] = {}
-        bound = self.bound_keys()
-        for declared in self.declared_bindings():
-            if declared.id == "quit-ctrl-c":
-                continue
-            for binding in bound.get(declared.id or declared.action, ()):
-                key = self.get_key_display(binding)
-                descriptions = rows.setdefault(key, [])
-                description = binding.description or binding.action
-                if binding.id in DRIVE_IDS and binding.tooltip:
-                    description = binding.tooltip
-                if description not in descriptions:
-                    descriptions.append(description)
-        found = [(key, " / ".join(descriptions)) for key, descriptions in rows.items()]
-        found.append(("ctrl+p", "Command palette"))
-        found.append(("↑ ↓", "Select a step, a pod or a backup in the focused pane"))
-        return found
+        with the keymap applied; the keys of the move with their help line in full."""
+        rows = help_rows(
+            self.declared_bindings(),
+            self.bound_keys(),
+            self.get_key_display,
+            full=DRIVE_IDS,
+            skip={"quit-ctrl-c"},
+        )
+        rows.append(("ctrl+p", "Command palette"))
+        rows.append(("↑ ↓", "Select a step, a pod or a backup in the focused pane"))
+        return rows
 
     async def action_refresh_now(self) -> None:
         if self.hub is None or not self.hub_started:
@@ -550,12 +530,6 @@ class IvyApp(App[int]):
                 f"Take the driver Lease from another console{key('take-over')}",
                 self.action_take_over,
             )
-
-
-def _bindings_of(node: type[DOMNode]) -> Iterable[Binding]:
-    for binding in node.BINDINGS:
-        if isinstance(binding, Binding):
-            yield binding
 
 
 def make_app(

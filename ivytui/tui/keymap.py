@@ -1,6 +1,6 @@
 """The user's keymap: a YAML file that maps binding ids to keys (``freeze: F``), applied with
 Textual's ``App.set_keymap`` so that the footer, the help screen, the runbook's key column and
-the binding itself all follow it.
+the binding itself all follow it; and the keys as they are bound once it is applied.
 
 The file is ``--keymap FILE``, else ``$XDG_CONFIG_HOME/ivytui/keymap.yaml`` (default
 ``~/.config/ivytui/keymap.yaml``) when it exists. Anything wrong with it — not YAML, not a
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from textual.binding import Binding, InvalidBinding
+from textual.binding import Binding, BindingsMap, InvalidBinding
+from textual.dom import DOMNode
 
 from ivytui.errors import ConfigError
 
@@ -130,3 +131,52 @@ def _yaml_problem(exc: Exception) -> str:
     if mark is not None:
         return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
     return str(problem)
+
+
+# -- the keys as bound ------------------------------------------------------------------------
+
+
+def declared_bindings(nodes: Iterable[type[DOMNode]]) -> list[Binding]:
+    """The bindings the classes ``nodes`` declare, in order."""
+    return [b for node in nodes for b in node.BINDINGS if isinstance(b, Binding)]
+
+
+def bound_keys(
+    nodes: Iterable[type[DOMNode]], keymap: Mapping[str, str]
+) -> dict[str, list[Binding]]:
+    """binding id → its bindings (one per key) in the classes ``nodes``, ``keymap`` applied as
+    Textual applies it."""
+    found: dict[str, list[Binding]] = {}
+    for node in nodes:
+        bindings = BindingsMap(node.BINDINGS)
+        if keymap:
+            bindings.apply_keymap(keymap)
+        for key_bindings in bindings.key_to_bindings.values():
+            for binding in key_bindings:
+                found.setdefault(binding.id or binding.action, []).append(binding)
+    return found
+
+
+def help_rows(
+    declared: Iterable[Binding],
+    bound: Mapping[str, list[Binding]],
+    display: Callable[[Binding], str],
+    *,
+    full: Collection[str] = (),
+    skip: Collection[str] = (),
+) -> list[tuple[str, str]]:
+    """(key, description) in the order ``declared``, each key as ``bound``; the bindings in
+    ``full`` described by their tooltip; bindings that share a key (pause / resume) share a
+    line."""
+    rows: dict[str, list[str]] = {}
+    for binding_declared in declared:
+        if binding_declared.id in skip:
+            continue
+        for binding in bound.get(binding_declared.id or binding_declared.action, ()):
+            descriptions = rows.setdefault(display(binding), [])
+            description = binding.description or binding.action
+            if binding.id in full and binding.tooltip:
+                description = binding.tooltip
+            if description not in descriptions:
+                descriptions.append(description)
+    return [(key, " / ".join(descriptions)) for key, descriptions in rows.items()]

@@ -26,7 +26,7 @@ class _Session:
     holder = "alice@bastion pid 1 #abcd"
     name = "hippo-ivytui-driver"
 
-    async def ensure(self) -> None:
+    async def ensure(self, action: str = "") -> None:
         return None
 
     async def release(self) -> None:

@@ -213,9 +213,15 @@ async def test_the_footer_bindings_have_ids_and_descriptions() -> None:
             "grants",
             "retire-v4",
             "abort",
-            "take-over",
         }
         assert all(shown.values())
+        # the takeover is rare and the footer full: bound, described, in the help only
+        (take_over,) = [b for b in IvyApp.BINDINGS if not isinstance(b, tuple) and b.key == "T"]
+        assert (take_over.id, take_over.description, take_over.show) == (
+            "take-over",
+            "Take over",
+            False,
+        )
 
 
 async def test_read_only_shows_monitor_and_dims_mutating_actions() -> None:
@@ -226,6 +232,8 @@ async def test_read_only_shows_monitor_and_dims_mutating_actions() -> None:
         assert app.check_action("act", ("promote",)) is None
         assert app.check_action("take_over", ()) is None
         assert app.check_action("refresh_now", ()) is True
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert "Take over driving" not in titles and "Refresh now" in titles
     driver, _ = frozen_app(catching_up())
     async with driver.run_test(size=NARROW) as pilot:
         await settle(pilot)
@@ -364,8 +372,11 @@ async def test_the_command_palette_offers_the_same_actions() -> None:
             "Show YAML",
             "Show the log",
             "Show help",
+            "Take over driving",
         ):
             assert title in titles
+        helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert helps["Take over driving"].endswith("(T)")
         await pilot.press("ctrl+p")
         await settle(pilot)
         assert type(app.screen).__name__ == "CommandPalette"

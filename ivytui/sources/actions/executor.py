@@ -246,7 +246,7 @@ class Executor(Runners):
             raise ReadOnlyRefused("read-only mode: this console only watches")
         say("taking the driver lease")
         try:
-            await self.session.ensure()
+            await self.session.ensure(plan.title)
         except GuardRefused as exc:
             raise self._refuse(plan, exc.checks or (exc.message,), holder=exc.holder) from None
         except IvyError as exc:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import getpass
+import json
 import os
 import secrets
 import socket
@@ -24,6 +25,7 @@ from typing import Any
 
 from ivytui.sources.actions.errors import GuardRefused
 from ivytui.sources.kube_write import ConflictError, KubeWriter, NotFoundError
+from ivytui.sources.view import LAST_ACTION_ANNOTATION
 
 LEASE_SECONDS = 60
 RENEW_EVERY = 15.0
@@ -107,9 +109,10 @@ class DriverSession:
         )
         return GuardRefused(text, (text,), holder=state.holder)
 
-    async def acquire(self, *, take_over: bool = False) -> bool:
+    async def acquire(self, *, take_over: bool = False, action: str = "") -> bool:
         """Hold the Lease (True when it was newly taken from someone else by ``take_over``);
-        :class:`GuardRefused` naming the holder while another console holds it."""
+        :class:`GuardRefused` naming the holder while another console holds it. ``action``:
+        the change about to be made, shown to every viewer as the driver's last action."""
         async with self._lock:
             for _ in range(3):
                 state = await self.read()
@@ -119,9 +122,14 @@ class DriverSession:
                     "leaseDurationSeconds": LEASE_SECONDS,
                     "renewTime": _stamp(now),
                 }
+                annotations = (
+                    {LAST_ACTION_ANNOTATION: json.dumps({"at": now, "action": action})}
+                    if action
+                    else {}
+                )
                 try:
                     if state is None:
-                        await self._create({**spec, "acquireTime": _stamp(now)})
+                        await self._create({**spec, "acquireTime": _stamp(now)}, annotations)
                         self._held()
                         return False
                     theirs = state.holder and state.holder != self.holder
@@ -130,7 +138,7 @@ class DriverSession:
                         raise self._refusal(state)
                     if state.holder != self.holder:
                         spec["acquireTime"] = _stamp(now)
-                    await self._patch(spec, state.resource_version)
+                    await self._patch(spec, state.resource_version, annotations)
                     self._held()
                     return bool(theirs)
                 except ConflictError:
@@ -145,12 +153,16 @@ class DriverSession:
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew_loop(), name="driver-lease")
 
-    async def _create(self, spec: dict[str, Any]) -> None:
+    async def _create(self, spec: dict[str, Any], annotations: dict[str, str]) -> None:
         api = await self._api()
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "ivytui"}},
+            "metadata": {
+                "name": self.name,
+                "labels": {"app.kubernetes.io/managed-by": "ivytui"},
+                "annotations": annotations,
+            },
             "spec": spec,
         }
         await self._writer()._call(
@@ -158,25 +170,33 @@ class DriverSession:
             api.create_namespaced_lease(self._writer().namespace, body),
         )
 
-    async def _patch(self, spec: dict[str, Any], resource_version: str) -> None:
+    async def _patch(
+        self,
+        spec: dict[str, Any],
+        resource_version: str,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
         from ivytui.sources.kube_write import MERGE
 
         if not resource_version:
             raise GuardRefused(f"the lease {self.name} has no resourceVersion to write against")
         api = await self._api()
+        meta: dict[str, Any] = {"resourceVersion": resource_version}
+        if annotations:
+            meta["annotations"] = annotations
         await self._writer()._call(
             f"write lease {self.name}",
             api.patch_namespaced_lease(
                 self.name,
                 self._writer().namespace,
-                {"metadata": {"resourceVersion": resource_version}, "spec": spec},
+                {"metadata": meta, "spec": spec},
                 _content_type=MERGE,
             ),
         )
 
-    async def ensure(self) -> None:
+    async def ensure(self, action: str = "") -> None:
         """Hold the Lease before a change: renew it now, or refuse naming the holder."""
-        await self.acquire()
+        await self.acquire(action=action)
 
     async def _renew_loop(self) -> None:
         while self.held:
