@@ -133,22 +133,28 @@ def test_merge_patch_rfc7386() -> None:
     target = {"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2]}
     patch = {"a": "z", "c": {"f": None}, "l": [3], "n": {"x": None, "y": 1}}
     assert apply_merge_patch(target, patch) == {
-        "a": "z", "c": {"d": "e"}, "l": [3], "n": {"y": 1},
+        "a": "z",
+        "c": {"d": "e"},
+        "l": [3],
+        "n": {"y": 1},
     }
 
 
 def test_json_patch_rfc6902() -> None:
     doc = {"a": {"b": [1, 2, 3]}, "c": "d", "x~/y": 1}
-    out = apply_json_patch(doc, [
-        {"op": "add", "path": "/a/b/1", "value": 9},
-        {"op": "add", "path": "/a/b/-", "value": 4},
-        {"op": "remove", "path": "/a/b/0"},
-        {"op": "replace", "path": "/c", "value": "e"},
-        {"op": "copy", "from": "/c", "path": "/f"},
-        {"op": "move", "from": "/f", "path": "/g"},
-        {"op": "test", "path": "/x~0~1y", "value": 1},
-        {"op": "add", "path": "/n", "value": None},
-    ])
+    out = apply_json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/a/b/1", "value": 9},
+            {"op": "add", "path": "/a/b/-", "value": 4},
+            {"op": "remove", "path": "/a/b/0"},
+            {"op": "replace", "path": "/c", "value": "e"},
+            {"op": "copy", "from": "/c", "path": "/f"},
+            {"op": "move", "from": "/f", "path": "/g"},
+            {"op": "test", "path": "/x~0~1y", "value": 1},
+            {"op": "add", "path": "/n", "value": None},
+        ],
+    )
     assert out == {"a": {"b": [9, 2, 3, 4]}, "c": "e", "g": "e", "x~/y": 1, "n": None}
     assert doc["c"] == "d", "the input is not modified"
     for bad in (
@@ -187,8 +193,17 @@ def test_label_selector_parsing() -> None:
 
 def test_builtin_types_and_crd_manifest() -> None:
     keys = {t.key for t in BUILTIN_TYPES}
-    assert {"namespaces", "pods", "services", "secrets", "configmaps", "events",
-            "deployments.apps", "leases.coordination.k8s.io", CRD} <= keys
+    assert {
+        "namespaces",
+        "pods",
+        "services",
+        "secrets",
+        "configmaps",
+        "events",
+        "deployments.apps",
+        "leases.coordination.k8s.io",
+        CRD,
+    } <= keys
     crd_type = next(t for t in BUILTIN_TYPES if t.key == CRD)
     assert not crd_type.namespaced and crd_type.api_version == "apiextensions.k8s.io/v1"
     manifest = crd_manifest("example.com", "v1beta1", "widgets", "Widget", short_names=("wg",))
@@ -216,17 +231,20 @@ async def test_store_python_api_is_a_full_citizen() -> None:
     assert created["metadata"]["creationTimestamp"].endswith("Z")
     created["metadata"]["labels"]["app"] = "changed-locally"
     assert store.get("pods", "p", namespace="ns1")["metadata"]["labels"]["app"] == "db"
-    same = store.merge_patch("pods", "p", {"metadata": {"labels": {"app": "db"}}},
-                             namespace="ns1")
+    same = store.merge_patch("pods", "p", {"metadata": {"labels": {"app": "db"}}}, namespace="ns1")
     assert same["metadata"]["resourceVersion"] == str(rv0 + 1), "a no-op write is not a write"
     gen = store.create("configmaps", {"metadata": {"generateName": "cfg-"}}, namespace="ns1")
     assert gen["metadata"]["name"].startswith("cfg-") and len(gen["metadata"]["name"]) == 9
-    kept = store.create("configmaps", {"metadata": {"name": "kept", "finalizers": ["x/y"]}},
-                        namespace="ns1")
+    kept = store.create(
+        "configmaps", {"metadata": {"name": "kept", "finalizers": ["x/y"]}}, namespace="ns1"
+    )
     with pytest.raises(ApiError) as err:
-        store.merge_patch("configmaps", "kept",
-                          {"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"}},
-                          namespace="ns1")
+        store.merge_patch(
+            "configmaps",
+            "kept",
+            {"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"}},
+            namespace="ns1",
+        )
     assert err.value.code == 422, "deletionTimestamp is set only by a delete"
     marked = store.delete("configmaps", "kept", namespace="ns1")
     assert marked["metadata"]["deletionTimestamp"]
@@ -236,8 +254,12 @@ async def test_store_python_api_is_a_full_citizen() -> None:
     assert kept["metadata"]["uid"]
     seen = [events.get_nowait() for _ in range(events.qsize())]
     assert [(t, k) for t, k, _ in seen] == [
-        ("ADDED", "namespaces"), ("ADDED", "pods"), ("ADDED", "configmaps"),
-        ("ADDED", "configmaps"), ("MODIFIED", "configmaps"), ("DELETED", "configmaps"),
+        ("ADDED", "namespaces"),
+        ("ADDED", "pods"),
+        ("ADDED", "configmaps"),
+        ("ADDED", "configmaps"),
+        ("MODIFIED", "configmaps"),
+        ("DELETED", "configmaps"),
     ]
     # Deleting a namespace removes what it holds; deleting a CRD removes its objects.
     store.create(CRD, crd_manifest("example.com", "v1", "widgets", "Widget"))
@@ -257,13 +279,18 @@ async def test_status_subresource_semantics_in_store() -> None:
     store.create(CRD, crd_manifest(GROUP, "v1", PLURAL, "Pgcluster"))
     obj = store.create(PGC, pgcluster("hippo"), namespace=NS)
     assert "status" not in obj, "status is dropped on create when a status subresource exists"
-    obj = store.merge_patch(PGC, "hippo", {"status": {"state": "x"}, "spec": {"port": "5432"}},
-                            namespace=NS)
+    obj = store.merge_patch(
+        PGC, "hippo", {"status": {"state": "x"}, "spec": {"port": "5432"}}, namespace=NS
+    )
     assert "status" not in obj and obj["spec"]["port"] == "5432"
     assert obj["metadata"]["generation"] == 2
-    obj = store.merge_patch(PGC, "hippo", {"status": {"state": "pgcluster Initialized"},
-                                           "spec": {"port": "1"}},
-                            namespace=NS, subresource="status")
+    obj = store.merge_patch(
+        PGC,
+        "hippo",
+        {"status": {"state": "pgcluster Initialized"}, "spec": {"port": "1"}},
+        namespace=NS,
+        subresource="status",
+    )
     assert obj["status"]["state"] == "pgcluster Initialized" and obj["spec"]["port"] == "5432"
     assert obj["metadata"]["generation"] == 2
     with pytest.raises(ApiError) as err:
@@ -293,7 +320,8 @@ async def test_namespace_pods_selectors_and_errors(env: Env) -> None:
     assert await names(label_selector="app,role notin (master)") == ["db-1", "repo"]
     assert await names(field_selector="status.phase=Running") == ["db-0", "db-1"]
     assert await names(field_selector="metadata.name!=repo,status.phase==Running") == [
-        "db-0", "db-1",
+        "db-0",
+        "db-1",
     ]
     everywhere = await core.list_pod_for_all_namespaces(label_selector="app=repo")
     assert [p.metadata.namespace for p in everywhere.items] == ["sel"]
@@ -356,14 +384,21 @@ async def test_custom_objects_patch_generation_and_conflicts(env: Env) -> None:
     )
     assert spec["spec"]["shutdown"] is True and spec["metadata"]["generation"] == 2
     labelled = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "gen-test", {"metadata": {"labels": {"x": "y"}}},
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "gen-test",
+        {"metadata": {"labels": {"x": "y"}}},
         _content_type=MERGE,
     )
     assert labelled["metadata"]["generation"] == 2
     assert int(labelled["metadata"]["resourceVersion"]) > int(spec["metadata"]["resourceVersion"])
 
-    stale = {"metadata": {"resourceVersion": spec["metadata"]["resourceVersion"]},
-             "spec": {"shutdown": False}}
+    stale = {
+        "metadata": {"resourceVersion": spec["metadata"]["resourceVersion"]},
+        "spec": {"shutdown": False},
+    }
     with pytest.raises(ApiException) as exc:
         await custom.patch_namespaced_custom_object(
             GROUP, "v1", NS, PLURAL, "gen-test", stale, _content_type=MERGE
@@ -371,8 +406,10 @@ async def test_custom_objects_patch_generation_and_conflicts(env: Env) -> None:
     body = status_body(exc.value)
     assert exc.value.status == 409 and body["reason"] == "Conflict"
     assert "the object has been modified" in body["message"]
-    fresh = {"metadata": {"resourceVersion": labelled["metadata"]["resourceVersion"]},
-             "spec": {"shutdown": False}}
+    fresh = {
+        "metadata": {"resourceVersion": labelled["metadata"]["resourceVersion"]},
+        "spec": {"shutdown": False},
+    }
     ok = await custom.patch_namespaced_custom_object(
         GROUP, "v1", NS, PLURAL, "gen-test", fresh, _content_type=MERGE
     )
@@ -388,23 +425,38 @@ async def test_custom_objects_patch_generation_and_conflicts(env: Env) -> None:
     assert unchanged["spec"]["shutdown"] is False
 
     patched = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "gen-test",
-        [{"op": "test", "path": "/spec/shutdown", "value": False},
-         {"op": "replace", "path": "/spec/shutdown", "value": True},
-         {"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}}],
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "gen-test",
+        [
+            {"op": "test", "path": "/spec/shutdown", "value": False},
+            {"op": "replace", "path": "/spec/shutdown", "value": True},
+            {"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}},
+        ],
     )
     assert patched["spec"]["shutdown"] is True and patched["metadata"]["annotations"] == {"a": "b"}
     assert patched["metadata"]["generation"] == 4
     with pytest.raises(ApiException) as exc:
         await custom.patch_namespaced_custom_object(
-            GROUP, "v1", NS, PLURAL, "gen-test",
+            GROUP,
+            "v1",
+            NS,
+            PLURAL,
+            "gen-test",
             [{"op": "test", "path": "/spec/shutdown", "value": False}],
         )
     assert exc.value.status == 422 and status_body(exc.value)["reason"] == "Invalid"
 
     with pytest.raises(ApiException) as exc:
         await custom.patch_namespaced_custom_object(
-            GROUP, "v1", NS, PLURAL, "gen-test", {"spec": {}},
+            GROUP,
+            "v1",
+            NS,
+            PLURAL,
+            "gen-test",
+            {"spec": {}},
             _content_type="application/apply-patch+yaml",
         )
     assert exc.value.status == 415
@@ -419,9 +471,7 @@ async def test_custom_objects_patch_generation_and_conflicts(env: Env) -> None:
     )
     assert replaced["spec"] == {"replaced": True}
     with pytest.raises(ApiException) as exc:
-        await custom.replace_namespaced_custom_object(
-            GROUP, "v1", NS, PLURAL, "gen-test", body
-        )
+        await custom.replace_namespaced_custom_object(GROUP, "v1", NS, PLURAL, "gen-test", body)
     assert exc.value.status == 409
 
     gone = await custom.delete_namespaced_custom_object(GROUP, "v1", NS, PLURAL, "gen-test")
@@ -436,13 +486,21 @@ async def test_status_subresource_over_http(env: Env) -> None:
     custom = env.custom
     await custom.create_namespaced_custom_object(GROUP, "v1", NS, PLURAL, pgcluster("st"))
     main = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "st",
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "st",
         {"status": {"state": "pgcluster Shutdown"}, "metadata": {"labels": {"k": "v"}}},
         _content_type=MERGE,
     )
     assert "status" not in main and main["metadata"]["labels"]["k"] == "v"
     status = await custom.patch_namespaced_custom_object_status(
-        GROUP, "v1", NS, PLURAL, "st",
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "st",
         {"status": {"state": "pgcluster Initialized"}, "spec": {"shutdown": True}},
         _content_type=MERGE,
     )
@@ -451,7 +509,11 @@ async def test_status_subresource_over_http(env: Env) -> None:
     read = await custom.get_namespaced_custom_object_status(GROUP, "v1", NS, PLURAL, "st")
     assert read["status"]["state"] == "pgcluster Initialized"
     status_json = await custom.patch_namespaced_custom_object_status(
-        GROUP, "v1", NS, PLURAL, "st",
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "st",
         [{"op": "replace", "path": "/status/state", "value": "pgcluster Shutdown"}],
     )
     assert status_json["status"]["state"] == "pgcluster Shutdown"
@@ -463,17 +525,25 @@ async def test_status_subresource_over_http(env: Env) -> None:
 
 
 async def test_strategic_merge_patch(env: Env) -> None:
-    await env.core.create_namespaced_config_map(NS, {"metadata": {"name": "smp"},
-                                                     "data": {"a": "1"}})
+    await env.core.create_namespaced_config_map(
+        NS, {"metadata": {"name": "smp"}, "data": {"a": "1"}}
+    )
     patched = await env.core.patch_namespaced_config_map(
-        "smp", NS, {"data": {"b": "2"}},
+        "smp",
+        NS,
+        {"data": {"b": "2"}},
         _content_type="application/strategic-merge-patch+json",
     )
     assert patched.data == {"a": "1", "b": "2"}
     await env.custom.create_namespaced_custom_object(GROUP, "v1", NS, PLURAL, pgcluster("smp"))
     with pytest.raises(ApiException) as exc:
         await env.custom.patch_namespaced_custom_object(
-            GROUP, "v1", NS, PLURAL, "smp", {"spec": {"a": 1}},
+            GROUP,
+            "v1",
+            NS,
+            PLURAL,
+            "smp",
+            {"spec": {"a": 1}},
             _content_type="application/strategic-merge-patch+json",
         )
     assert exc.value.status == 415 and status_body(exc.value)["reason"] == "UnsupportedMediaType"
@@ -490,19 +560,31 @@ async def test_watch_from_resource_version_in_order(env: Env) -> None:
     await custom.patch_namespaced_custom_object(
         GROUP, "v1", NS, PLURAL, "w1", {"spec": {"shutdown": True}}, _content_type=MERGE
     )
-    env.store.merge_patch(PGC, "w1", {"status": {"state": "pgcluster Shutdown"}}, namespace=NS,
-                          subresource="status")
+    env.store.merge_patch(
+        PGC, "w1", {"status": {"state": "pgcluster Shutdown"}}, namespace=NS, subresource="status"
+    )
     await custom.delete_namespaced_custom_object(GROUP, "v1", NS, PLURAL, "w1")
     seen: list[tuple[str, str, str]] = []
     w = watch.Watch()
     async with w:
-        async for event in w.stream(custom.list_namespaced_custom_object, GROUP, "v1", NS,
-                                    PLURAL, resource_version=start, timeout_seconds=1):
+        async for event in w.stream(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            "v1",
+            NS,
+            PLURAL,
+            resource_version=start,
+            timeout_seconds=1,
+        ):
             obj = event["object"]
-            seen.append((event["type"], obj["metadata"]["name"], obj["metadata"][
-                "resourceVersion"]))
+            seen.append(
+                (event["type"], obj["metadata"]["name"], obj["metadata"]["resourceVersion"])
+            )
     assert [(t, n) for t, n, _ in seen] == [
-        ("ADDED", "w1"), ("MODIFIED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1"),
+        ("ADDED", "w1"),
+        ("MODIFIED", "w1"),
+        ("MODIFIED", "w1"),
+        ("DELETED", "w1"),
     ]
     rvs = [int(rv) for _, _, rv in seen]
     assert rvs == sorted(rvs) and len(set(rvs)) == 4 and rvs[0] > int(start)
@@ -515,8 +597,13 @@ async def test_watch_typed_pods_live_and_selectors(env: Env) -> None:
     w = watch.Watch()
 
     async def consume() -> None:
-        async for event in w.stream(core.list_namespaced_pod, NS, label_selector="watch=yes",
-                                    resource_version=rv, timeout_seconds=60):
+        async for event in w.stream(
+            core.list_namespaced_pod,
+            NS,
+            label_selector="watch=yes",
+            resource_version=rv,
+            timeout_seconds=60,
+        ):
             got.append((event["type"], event["object"].metadata.name))
             if len(got) == 4:
                 w.stop()
@@ -527,10 +614,12 @@ async def test_watch_typed_pods_live_and_selectors(env: Env) -> None:
     await until(lambda: env.store.open_watches > watches, "the watch to open")
     await core.create_namespaced_pod(NS, pod("wp", {"watch": "yes"}))
     await core.create_namespaced_pod(NS, pod("other", {"watch": "no"}))
-    await core.patch_namespaced_pod("wp", NS, {"metadata": {"labels": {"watch": "no"}}},
-                                    _content_type=MERGE)
-    await core.patch_namespaced_pod("other", NS, {"metadata": {"labels": {"watch": "yes"}}},
-                                    _content_type=MERGE)
+    await core.patch_namespaced_pod(
+        "wp", NS, {"metadata": {"labels": {"watch": "no"}}}, _content_type=MERGE
+    )
+    await core.patch_namespaced_pod(
+        "other", NS, {"metadata": {"labels": {"watch": "yes"}}}, _content_type=MERGE
+    )
     env.store.delete("pods", "other", namespace=NS)
     await asyncio.wait_for(task, 60)
     await w.close()
@@ -543,8 +632,12 @@ async def test_watch_without_resource_version_lists_first(env: Env) -> None:
     names: list[str] = []
     w = watch.Watch()
     async with w:
-        async for event in w.stream(env.core.list_namespaced_config_map, NS,
-                                    field_selector="metadata.name=initial", timeout_seconds=1):
+        async for event in w.stream(
+            env.core.list_namespaced_config_map,
+            NS,
+            field_selector="metadata.name=initial",
+            timeout_seconds=1,
+        ):
             assert event["type"] == "ADDED"
             names.append(event["object"].metadata.name)
     assert names == ["initial"]
@@ -572,15 +665,17 @@ async def test_watch_from_compacted_version_is_gone(env: Env) -> None:
     for kwargs in ({"timeout_seconds": 5}, {}):
         w = watch.Watch()
         with pytest.raises(ApiException) as exc:
-            async for _ in w.stream(env.core.list_namespaced_config_map, NS,
-                                    resource_version=str(old), **kwargs):
+            async for _ in w.stream(
+                env.core.list_namespaced_config_map, NS, resource_version=str(old), **kwargs
+            ):
                 pass
         await w.close()
         assert exc.value.status == 410
         assert str(exc.value.reason).startswith("Expired: too old resource version")
     with pytest.raises(ApiException) as exc:
-        await env.core.list_namespaced_config_map(NS, resource_version=str(old),
-                                                  resource_version_match="Exact")
+        await env.core.list_namespaced_config_map(
+            NS, resource_version=str(old), resource_version_match="Exact"
+        )
     assert exc.value.status == 410
     current = await env.core.list_namespaced_config_map(
         NS, resource_version=str(old), resource_version_match="NotOlderThan"
@@ -598,9 +693,13 @@ async def test_watch_bookmarks(env: Env) -> None:
         async with w:
             # No secret changes: the first event can only be a bookmark, and it must come
             # before the server-side timeout ends the stream.
-            async for event in w.stream(env.core.list_namespaced_secret, NS,
-                                        resource_version=rv, allow_watch_bookmarks=True,
-                                        timeout_seconds=60):
+            async for event in w.stream(
+                env.core.list_namespaced_secret,
+                NS,
+                resource_version=rv,
+                allow_watch_bookmarks=True,
+                timeout_seconds=60,
+            ):
                 events.append(event)
                 w.stop()
                 break
@@ -633,7 +732,13 @@ async def test_dry_run_stores_nothing(env: Env) -> None:
     env.store.unsubscribe(events)
     events = env.store.subscribe()
     patched = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "dry", {"spec": {"port": "1"}}, dry_run="All",
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "dry",
+        {"spec": {"port": "1"}},
+        dry_run="All",
         _content_type=MERGE,
     )
     assert patched["spec"]["port"] == "1" and patched["metadata"]["generation"] == 2
@@ -669,8 +774,15 @@ async def test_crd_lifecycle_drives_discovery(env: Env) -> None:
         assert "example.com" not in [g["name"] for g in groups["groups"]]
 
         crd = await ext.create_custom_resource_definition(
-            crd_manifest("example.com", "v1alpha1", "widgets", "Widget", short_names=("wg",),
-                         namespaced=False, has_status=False)
+            crd_manifest(
+                "example.com",
+                "v1alpha1",
+                "widgets",
+                "Widget",
+                short_names=("wg",),
+                namespaced=False,
+                has_status=False,
+            )
         )
         conditions = {c.type: c.status for c in crd.status.conditions}
         assert conditions["Established"] == "True"
@@ -681,8 +793,9 @@ async def test_crd_lifecycle_drives_discovery(env: Env) -> None:
             ("widgets", "Widget", False)
         ]
         custom = env.custom
-        await custom.create_cluster_custom_object("example.com", "v1alpha1", "widgets",
-                                                  {"metadata": {"name": "w"}, "spec": {}})
+        await custom.create_cluster_custom_object(
+            "example.com", "v1alpha1", "widgets", {"metadata": {"name": "w"}, "spec": {}}
+        )
         listed = await custom.list_cluster_custom_object("example.com", "v1alpha1", "widgets")
         assert [i["metadata"]["name"] for i in listed["items"]] == ["w"]
         await ext.delete_custom_resource_definition("widgets.example.com")
@@ -695,14 +808,22 @@ async def test_crd_lifecycle_drives_discovery(env: Env) -> None:
 
         async with http.post(url + f"/api/v1/namespaces/{NS}/configmaps/x") as resp:
             assert resp.status == 405 and (await resp.json())["reason"] == "MethodNotAllowed"
-        async with http.post(url + f"/api/v1/namespaces/{NS}/configmaps", data=b"a: [",
-                             headers={"Content-Type": "text/plain"}) as resp:
+        async with http.post(
+            url + f"/api/v1/namespaces/{NS}/configmaps",
+            data=b"a: [",
+            headers={"Content-Type": "text/plain"},
+        ) as resp:
             assert resp.status == 415
-        async with http.post(url + f"/api/v1/namespaces/{NS}/configmaps", data=b"{nope",
-                             headers={"Content-Type": "application/json"}) as resp:
+        async with http.post(
+            url + f"/api/v1/namespaces/{NS}/configmaps",
+            data=b"{nope",
+            headers={"Content-Type": "application/json"},
+        ) as resp:
             assert resp.status == 400 and (await resp.json())["reason"] == "BadRequest"
-        async with http.get(url + "/api/v1/namespaces/pgo/configmaps",
-                            headers={"Accept": "application/vnd.kubernetes.protobuf"}) as resp:
+        async with http.get(
+            url + "/api/v1/namespaces/pgo/configmaps",
+            headers={"Accept": "application/vnd.kubernetes.protobuf"},
+        ) as resp:
             assert resp.status == 200 and resp.content_type == "application/json"
         async with http.get(url + "/nothing/here") as resp:
             assert resp.status == 404 and (await resp.json())["kind"] == "Status"
@@ -712,8 +833,11 @@ async def test_list_and_watch_many_objects(env: Env) -> None:
     store = env.store
     store.create("namespaces", {"metadata": {"name": "bulk"}})
     for i in range(1000):
-        store.create("configmaps", {"metadata": {"name": f"cm-{i:04d}", "labels": {"n": str(i)}},
-                                    "data": {"k": "v" * 20}}, namespace="bulk")
+        store.create(
+            "configmaps",
+            {"metadata": {"name": f"cm-{i:04d}", "labels": {"n": str(i)}}, "data": {"k": "v" * 20}},
+            namespace="bulk",
+        )
     names = [f"cm-{i:04d}" for i in range(1000)]
     items, _ = store.list("configmaps", namespace="bulk")
     assert [o["metadata"]["name"] for o in items] == names
@@ -727,8 +851,9 @@ async def test_list_and_watch_many_objects(env: Env) -> None:
         async with http.get(url, params={"watch": "true", "resourceVersion": str(start)}) as resp:
             assert resp.status == 200
             for i in range(5):
-                patched = store.merge_patch("configmaps", "cm-0000", {"data": {"i": str(i)}},
-                                            namespace="bulk")
+                patched = store.merge_patch(
+                    "configmaps", "cm-0000", {"data": {"i": str(i)}}, namespace="bulk"
+                )
                 # A guard against a hang only: each write arrives as its own line, in order.
                 line = await asyncio.wait_for(resp.content.readline(), 30)
                 event = json.loads(line)
@@ -777,8 +902,14 @@ async def test_kubeconfig_file(tmp_path: Path) -> None:
 async def kubectl(env: Env, *args: str, check: bool = True) -> tuple[int, str, str]:
     assert KUBECTL is not None
     proc = await asyncio.create_subprocess_exec(
-        KUBECTL, "--kubeconfig", str(env.kubeconfig), "--cache-dir", str(env.cache_dir), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        KUBECTL,
+        "--kubeconfig",
+        str(env.kubeconfig),
+        "--cache-dir",
+        str(env.cache_dir),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     rc = proc.returncode
@@ -794,8 +925,13 @@ async def test_kubectl_commands(env: Env) -> None:
     store.create("pods", pod("hippo-0", {"pg-cluster": "hippo"}), namespace=NS)
     store.create("pods", pod("hippo-1", {"pg-cluster": "hippo"}), namespace=NS)
     store.create(PGC, pgcluster("hippo"), namespace=NS)
-    store.merge_patch(PGC, "hippo", {"status": {"state": "pgcluster Initialized"}},
-                      namespace=NS, subresource="status")
+    store.merge_patch(
+        PGC,
+        "hippo",
+        {"status": {"state": "pgcluster Initialized"}},
+        namespace=NS,
+        subresource="status",
+    )
     shutil.rmtree(env.cache_dir, ignore_errors=True)
     mark = len(env.server.requests)
 
@@ -813,17 +949,35 @@ async def test_kubectl_commands(env: Env) -> None:
     _, out, _ = await kubectl(env, "get", "pgc", "-l", "pg-cluster=hippo", "-o", "name")
     assert out.strip() == f"pgcluster.{GROUP}/hippo"
 
-    _, out, _ = await kubectl(env, "patch", "pgcluster", "hippo", "--type", "merge",
-                              "-p", '{"spec":{"shutdown":true}}')
+    _, out, _ = await kubectl(
+        env, "patch", "pgcluster", "hippo", "--type", "merge", "-p", '{"spec":{"shutdown":true}}'
+    )
     assert "patched" in out
     assert store.get(PGC, "hippo", namespace=NS)["spec"]["shutdown"] is True
-    _, out, _ = await kubectl(env, "patch", "pgcluster", "hippo", "--type", "json", "-p",
-                              '[{"op":"replace","path":"/spec/shutdown","value":false}]')
+    _, out, _ = await kubectl(
+        env,
+        "patch",
+        "pgcluster",
+        "hippo",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"replace","path":"/spec/shutdown","value":false}]',
+    )
     assert "patched" in out
     obj = store.get(PGC, "hippo", namespace=NS)
     assert obj["spec"]["shutdown"] is False and obj["metadata"]["generation"] == 3
-    rc, _, err = await kubectl(env, "patch", "pgcluster", "hippo", "--type", "json", "-p",
-                               '[{"op":"remove","path":"/spec/nope"}]', check=False)
+    rc, _, err = await kubectl(
+        env,
+        "patch",
+        "pgcluster",
+        "hippo",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"remove","path":"/spec/nope"}]',
+        check=False,
+    )
     assert rc == 1 and "/spec/nope" in err, err
 
     _, out, _ = await kubectl(env, "delete", "pod", "hippo-1")
@@ -833,9 +987,16 @@ async def test_kubectl_commands(env: Env) -> None:
     assert rc == 1 and '(NotFound): pods "hippo-1" not found' in err
 
     manifest = env.kubeconfig.parent / "cm.yaml"
-    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
-                                        "metadata": {"name": "from-kubectl"},
-                                        "data": {"a": "b"}}))
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "from-kubectl"},
+                "data": {"a": "b"},
+            }
+        )
+    )
     _, out, _ = await kubectl(env, "create", "-f", str(manifest))
     assert "configmap/from-kubectl created" in out
     assert store.get("configmaps", "from-kubectl", namespace=NS)["data"] == {"a": "b"}
@@ -860,9 +1021,16 @@ async def test_kubectl_get_watch(env: Env) -> None:
     mark = len(env.server.requests)
     before = env.store.open_watches
     proc = await asyncio.create_subprocess_exec(
-        KUBECTL, "--kubeconfig", str(env.kubeconfig), "--cache-dir", str(env.cache_dir),
-        "get", "pods", "-w",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        KUBECTL,
+        "--kubeconfig",
+        str(env.kubeconfig),
+        "--cache-dir",
+        str(env.cache_dir),
+        "get",
+        "pods",
+        "-w",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     try:
@@ -880,8 +1048,11 @@ async def test_kubectl_get_watch(env: Env) -> None:
         await proc.wait()
     # "a watch ends when its client goes away"
     await until(lambda: env.store.open_watches == before, "the watch to end with its client")
-    watches = [r for r in env.server.requests[mark:] if r["verb"] == "watch"
-               and r["path"] == f"/api/v1/namespaces/{NS}/pods"]
+    watches = [
+        r
+        for r in env.server.requests[mark:]
+        if r["verb"] == "watch" and r["path"] == f"/api/v1/namespaces/{NS}/pods"
+    ]
     assert watches and all(r["user_agent"].startswith("kubectl/") for r in watches), watches
     assert all("resourceVersion=" in r["query"] for r in watches), watches
     env.store.delete("pods", "watched-0", namespace=NS)
@@ -913,27 +1084,38 @@ async def test_request_log_records_verbs(env: Env) -> None:
     await core.create_namespaced_config_map(NS, {"metadata": {"name": "logged"}})
     await core.read_namespaced_config_map("logged", NS)
     await core.list_namespaced_config_map(NS)
-    await core.patch_namespaced_config_map("logged", NS, {"data": {"a": "b"}},
-                                           _content_type=MERGE)
+    await core.patch_namespaced_config_map("logged", NS, {"data": {"a": "b"}}, _content_type=MERGE)
     await core.replace_namespaced_config_map("logged", NS, {"metadata": {"name": "logged"}})
     w = watch.Watch()
     async with w:
-        async for _ in w.stream(core.list_namespaced_config_map, NS,
-                                resource_version=str(env.store.resource_version),
-                                timeout_seconds=1):
+        async for _ in w.stream(
+            core.list_namespaced_config_map,
+            NS,
+            resource_version=str(env.store.resource_version),
+            timeout_seconds=1,
+        ):
             pass
     await core.delete_namespaced_config_map("logged", NS)
     await core.delete_collection_namespaced_config_map(NS, label_selector="none=here")
     with pytest.raises(ApiException):
         await core.read_namespaced_config_map("logged", NS)
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{env.server.url}/_sandbox/requests",
-                            params={"since": str(mark)}) as resp:
+        async with http.get(
+            f"{env.server.url}/_sandbox/requests", params={"since": str(mark)}
+        ) as resp:
             log = await resp.json()
     assert log["next"] == len(env.server.requests)
     entries = log["requests"]
     assert [e["verb"] for e in entries] == [
-        "create", "get", "list", "patch", "update", "watch", "delete", "deletecollection", "get",
+        "create",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+        "delete",
+        "deletecollection",
+        "get",
     ]
     assert [e["status"] for e in entries] == [201, 200, 200, 200, 200, 200, 200, 200, 404]
     first = entries[0]
@@ -944,8 +1126,9 @@ async def test_request_log_records_verbs(env: Env) -> None:
 
 async def sandbox_requests(env: Env, since: int) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{env.server.url}/_sandbox/requests",
-                            params={"since": str(since)}) as resp:
+        async with http.get(
+            f"{env.server.url}/_sandbox/requests", params={"since": str(since)}
+        ) as resp:
             assert resp.status == 200
             log: dict[str, Any] = await resp.json()
     entries: list[dict[str, Any]] = log["requests"]
@@ -961,12 +1144,32 @@ def test_carried_precondition_reads_each_kind_of_body() -> None:
     assert carried("PATCH", {"spec": {}}) == ""
     assert carried("PATCH", {"metadata": {"resourceVersion": None}}) == ""
     assert carried("PUT", b"metadata:\n  resourceVersion: '8'\n", "application/yaml") == "8"
-    assert carried("PATCH", [{"op": "test", "path": "/metadata/resourceVersion", "value": "9"},
-                             {"op": "replace", "path": "/spec/x", "value": 1}]) == "9"
-    assert carried("PATCH", [{"op": "replace", "path": "/metadata",
-                              "value": {"resourceVersion": "10"}}]) == "10"
-    assert carried("PATCH", [{"op": "add", "path": "/metadata/resourceVersion", "value": "11"},
-                             {"op": "remove", "path": "/metadata/resourceVersion"}]) == ""
+    assert (
+        carried(
+            "PATCH",
+            [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": "9"},
+                {"op": "replace", "path": "/spec/x", "value": 1},
+            ],
+        )
+        == "9"
+    )
+    assert (
+        carried(
+            "PATCH", [{"op": "replace", "path": "/metadata", "value": {"resourceVersion": "10"}}]
+        )
+        == "10"
+    )
+    assert (
+        carried(
+            "PATCH",
+            [
+                {"op": "add", "path": "/metadata/resourceVersion", "value": "11"},
+                {"op": "remove", "path": "/metadata/resourceVersion"},
+            ],
+        )
+        == ""
+    )
     assert carried("PATCH", [{"op": "replace", "path": "/spec/x", "value": 1}]) == ""
     assert carried("DELETE", {"preconditions": {"resourceVersion": "12"}}) == "12"
     assert carried("DELETE", {"preconditions": {"uid": "u"}, "resourceVersion": "13"}) == ""
@@ -983,21 +1186,36 @@ async def test_request_log_records_preconditions(env: Env) -> None:
 
     # A merge patch that carries the resourceVersion is applied only to that version...
     patched = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "pre",
-        {"metadata": {"resourceVersion": rv0}, "spec": {"shutdown": True}}, _content_type=MERGE,
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "pre",
+        {"metadata": {"resourceVersion": rv0}, "spec": {"shutdown": True}},
+        _content_type=MERGE,
     )
     rv1 = patched["metadata"]["resourceVersion"]
     assert int(rv1) > int(rv0) and patched["spec"]["shutdown"] is True
     # ...one without is applied to whatever is stored: no precondition.
     patched = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "pre", {"spec": {"port": "5433"}}, _content_type=MERGE,
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "pre",
+        {"spec": {"port": "5433"}},
+        _content_type=MERGE,
     )
     rv2 = patched["metadata"]["resourceVersion"]
     assert int(rv2) > int(rv1) and patched["spec"]["port"] == "5433"
     # A stale one is refused with kube-apiserver's optimistic-lock Status.
     with pytest.raises(ApiException) as exc:
         await custom.patch_namespaced_custom_object(
-            GROUP, "v1", NS, PLURAL, "pre",
+            GROUP,
+            "v1",
+            NS,
+            PLURAL,
+            "pre",
             {"metadata": {"resourceVersion": rv0}, "spec": {"shutdown": False}},
             _content_type=MERGE,
         )
@@ -1012,7 +1230,11 @@ async def test_request_log_records_preconditions(env: Env) -> None:
     # allow no unconditional update, so the registry refuses it.
     with pytest.raises(ApiException) as exc:
         await custom.patch_namespaced_custom_object(
-            GROUP, "v1", NS, PLURAL, "pre",
+            GROUP,
+            "v1",
+            NS,
+            PLURAL,
+            "pre",
             {"metadata": {"resourceVersion": ""}, "spec": {"shutdown": False}},
             _content_type=MERGE,
         )
@@ -1024,9 +1246,15 @@ async def test_request_log_records_preconditions(env: Env) -> None:
     )
     # A JSON patch can carry it as a test.
     patched = await custom.patch_namespaced_custom_object(
-        GROUP, "v1", NS, PLURAL, "pre",
-        [{"op": "test", "path": "/metadata/resourceVersion", "value": rv2},
-         {"op": "replace", "path": "/spec/shutdown", "value": False}],
+        GROUP,
+        "v1",
+        NS,
+        PLURAL,
+        "pre",
+        [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv2},
+            {"op": "replace", "path": "/spec/shutdown", "value": False},
+        ],
     )
     rv3 = patched["metadata"]["resourceVersion"]
     assert patched["spec"]["shutdown"] is False
@@ -1052,8 +1280,10 @@ async def test_request_log_records_preconditions(env: Env) -> None:
         await custom.delete_namespaced_custom_object(
             GROUP, "v1", NS, PLURAL, "pre", body=precondition("")
         )
-    assert exc.value.status == 409 and "precondition () does not match" in status_body(
-        exc.value)["message"]
+    assert (
+        exc.value.status == 409
+        and "precondition () does not match" in status_body(exc.value)["message"]
+    )
     assert env.store.get(PGC, "pre", namespace=NS)["metadata"]["resourceVersion"] == rv3
     await custom.delete_namespaced_custom_object(
         GROUP, "v1", NS, PLURAL, "pre", body=precondition(rv3)
@@ -1074,8 +1304,11 @@ async def test_request_log_records_preconditions(env: Env) -> None:
     assert env.store.try_get("configmaps", "pre", namespace=NS) is None
 
     entries = await sandbox_requests(env, mark)
-    writes = [(e["method"], e["status"], e["precondition"]) for e in entries
-              if e["method"] in ("PUT", "PATCH", "DELETE")]
+    writes = [
+        (e["method"], e["status"], e["precondition"])
+        for e in entries
+        if e["method"] in ("PUT", "PATCH", "DELETE")
+    ]
     assert writes == [
         ("PATCH", 200, rv0),
         ("PATCH", 200, ""),

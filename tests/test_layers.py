@@ -31,7 +31,9 @@ def test_headless_modules_do_not_import_textual(module: str) -> None:
 
 def test_the_layers_exist() -> None:
     for layer in ("domain", "sources", "sandbox", "tui"):
-        assert f"ivytui.{layer}" in {m.name for m in pkgutil.walk_packages(ivytui.__path__, "ivytui.")}
+        assert f"ivytui.{layer}" in {
+            m.name for m in pkgutil.walk_packages(ivytui.__path__, "ivytui.")
+        }
 
 
 def test_the_command_line_answers_help_without_heavy_imports() -> None:

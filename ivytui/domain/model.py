@@ -466,15 +466,16 @@ class Marks(Observed):
             int(last.lsn),
         )
         lsn, timeline = (
-            (v4db.current_lsn, v4db.timeline) if newer or last is None else (last.lsn, last.timeline)
+            (v4db.current_lsn, v4db.timeline)
+            if newer or last is None
+            else (last.lsn, last.timeline)
         )
         seen = V4LastSeen(
             lsn=lsn,
             timeline=timeline,
             system_id=v4db.system_id,
             at=v4db.observed_at,
-            xid_horizon=max(v4db.xid_horizon or 0, (last.xid_horizon or 0) if last else 0)
-            or None,
+            xid_horizon=max(v4db.xid_horizon or 0, (last.xid_horizon or 0) if last else 0) or None,
         )
         return replace(self, v4_last_seen=seen)
 

@@ -356,6 +356,7 @@ def parse_archive_info(
 # --------------------------------------------------------------------------------------------
 # backup.info
 
+
 @dataclass(frozen=True, slots=True)
 class Backup:
     """One backup in ``[backup:current]``."""

@@ -255,7 +255,10 @@ def freeze_statements(
     if terminate_sessions:
         statements.append(terminate_sessions_sql(None, spare_applications=spare_applications))
     # Last, as it makes this session read-only too (ALTER ROLE would then be refused).
-    statements += ["ALTER SYSTEM SET default_transaction_read_only = on;", "SELECT pg_reload_conf();"]
+    statements += [
+        "ALTER SYSTEM SET default_transaction_read_only = on;",
+        "SELECT pg_reload_conf();",
+    ]
     return tuple(statements)
 
 

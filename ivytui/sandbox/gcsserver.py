@@ -122,7 +122,9 @@ class GcsServer:
             json.dumps({"name": self.bucket}).encode(),
         )
         if status not in (200, 409):
-            raise SandboxError(f"the GCS emulator refused to create bucket {self.bucket} ({status})")
+            raise SandboxError(
+                f"the GCS emulator refused to create bucket {self.bucket} ({status})"
+            )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -204,8 +204,7 @@ class Runners(PlanBuilder):
         while True:
             value = str(
                 await conn.fetchval(
-                    "SELECT reset_val FROM pg_settings "
-                    "WHERE name = 'default_transaction_read_only'"
+                    "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_read_only'"
                 )
             )
             if value == wanted or time.monotonic() > deadline:
