@@ -390,3 +390,111 @@ def read_commits(path: Path) -> list[tuple[int, float, str]]:
         if len(parts) == 3 and parts[0].isdigit():
             out.append((int(parts[0]), float(parts[1]), parts[2]))
     return out
+
+
+# PostgreSQL faults (`pgfaults.py`): kill, reject, hang
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _pg_fault_call(directory: Path, method: str, body: Any = None, timeout: float = 120) -> Any:
+    state = running(directory.resolve())
+    if state is None or not state.get("kube_url"):
+        raise SandboxError(f"no running world in {directory}")
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"{state['kube_url']}/_sandbox/faults/pg", data=data, method=method
+    )
+    req.add_header("Content-Type", "application/json")
+    try:
+        with _NO_PROXY.open(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            words = json.loads(exc.read()).get("error") or exc.reason
+        except (ValueError, AttributeError):
+            words = exc.reason
+        raise SandboxError(f"{method} /_sandbox/faults/pg: {exc.code} {words}") from None
+
+
+def pg_fault_arm(directory: Path, **fault: Any) -> dict[str, Any]:
+    """Arm a PostgreSQL fault and return it (with its ``id``) once it is in effect, e.g.
+    ``pg_fault_arm(d, kind="kill", target="v4", restart_after=2)``,
+    ``pg_fault_arm(d, kind="reject", target="v5", user="ivytui_monitor", seconds=5)``,
+    ``pg_fault_arm(d, kind="hang", target="v4", seconds=5)``. A refused fault raises
+    SandboxError with the status (400 a bad body, 409 not possible now) and the reason."""
+    result: dict[str, Any] = _pg_fault_call(directory, "POST", fault)
+    return result
+
+
+def pg_faults(directory: Path) -> dict[str, Any]:
+    """``{"armed": [...], "fired": [...]}``: each fault with its ``state``, ``outcome`` and
+    ``armed_at``/``ends_at``/``ended_at`` (epoch seconds)."""
+    result: dict[str, Any] = _pg_fault_call(directory, "GET")
+    return result
+
+
+def pg_fault_clear(directory: Path) -> dict[str, Any]:
+    """Undo every PostgreSQL fault now (killed servers are started again); ``cleared`` lists
+    them, beside ``armed`` (now empty) and ``fired``."""
+    result: dict[str, Any] = _pg_fault_call(directory, "DELETE")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The object store's fault stage (``/_sandbox/faults/s3``; the forms in ``s3server.py``)
+
+
+def _supervisor_send(directory: Path, method: str, path: str, body: Any) -> Any:
+    """Like :func:`supervisor_request`, with a JSON body."""
+    state = running(directory.resolve())
+    if state is None or not state.get("kube_url"):
+        raise SandboxError(f"no running world in {directory}")
+    req = urllib.request.Request(
+        f"{state['kube_url']}{path}", data=json.dumps(body).encode(), method=method
+    )
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            words = json.loads(exc.read()).get("error") or exc.reason
+        except (ValueError, AttributeError):
+            words = exc.reason
+        raise SandboxError(f"{method} {path}: {exc.code} {words}") from None
+
+
+def storage_fault_arm(directory: Path, **fault: Any) -> dict[str, Any]:
+    """Arm one S3 fault, e.g. ``storage_fault_arm(d, fault="slowdown", method="PUT",
+    suffix=".gz", count=2)``; the armed fault (``id``, ``fired``, ``active``, …). A bad form
+    raises SandboxError with the server's words."""
+    answer: dict[str, Any] = _supervisor_send(directory, "POST", "/_sandbox/faults/s3/arm", fault)
+    result: dict[str, Any] = answer["fault"]
+    return result
+
+
+def storage_fault_clear(directory: Path) -> dict[str, Any]:
+    """Clear every S3 fault (requests held by a delay go on at once): ``{"cleared": N}``."""
+    result: dict[str, Any] = supervisor_request(directory, "DELETE", "/_sandbox/faults/s3")
+    return result
+
+
+def storage_faults(directory: Path) -> list[dict[str, Any]]:
+    """The S3 faults armed since the last clear, ended ones included (``active``, ``ended``,
+    ``fired``, ``remaining``, ``seconds_left``)."""
+    answer: dict[str, Any] = supervisor_request(directory, "GET", "/_sandbox/faults/s3")
+    result: list[dict[str, Any]] = answer["faults"]
+    return result
+
+
+def storage_log(directory: Path, *, since: int = 0, injected_only: bool = False) -> dict[str, Any]:
+    """The S3 server's request log after sequence number ``since``: ``{"entries": [...],
+    "next": SEQ}``; each entry has ``seq``, ``time``, ``method``, ``op`` (``LIST`` for a
+    listing), ``key``, ``status``, and ``injected`` (``{"id", "fault"}``) / ``delayed``
+    (``{"ids", "seconds"}``) when the fault stage made the answer."""
+    query = {"since": since, "injected": 1 if injected_only else 0}
+    result: dict[str, Any] = supervisor_request(
+        directory, "GET", "/_sandbox/faults/s3/log", query=query
+    )
+    return result

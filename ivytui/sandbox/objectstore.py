@@ -1,5 +1,8 @@
 """The world's object storage: the S3 server (a child process) or the GCS emulator, on loopback
-with TLS and one bucket; stopped and started again by the fault stage, keeping its data."""
+with TLS and one bucket; stopped and started again by the fault stage, keeping its data. The S3
+server's armed faults (503 SlowDown, 500 InternalError, 403 AccessDenied on listings, truncated
+or corrupted GETs, delays: see :mod:`ivytui.sandbox.s3server`) are driven through its control
+port with :meth:`ObjectStore.s3_faults`."""
 
 from __future__ import annotations
 
@@ -11,7 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from ivytui.errors import SandboxError
 from ivytui.sandbox import pg as pgmod
@@ -33,6 +40,7 @@ class ObjectStore:
         self.region = s3server.REGION
         self.ca_pem = ""
         self.port = 0
+        self.control_port = 0  # the S3 server's fault stage (plain HTTP on 127.0.0.1)
         self.proc: subprocess.Popen[bytes] | None = None
         self.gcs: GcsServer | None = None
 
@@ -115,6 +123,7 @@ class ObjectStore:
             await asyncio.sleep(0.05)
         info = json.loads(ready.read_text())
         self.port = int(info["port"])
+        self.control_port = int(info.get("control_port") or 0)
 
     async def _start_gcs(self) -> None:
         cert, key = s3server.make_tls(self.dir / "tls")
@@ -147,6 +156,55 @@ class ObjectStore:
             await asyncio.sleep(0.05)
         raise SandboxError("the S3 server did not follow the fault signal within 10 s")
 
+    async def s3_faults(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One request to the S3 server's fault stage: ``GET|POST|DELETE /faults``,
+        ``GET /log``; (HTTP status, JSON answer). It answers while S3 is stopped too."""
+        if self.is_gcs:
+            raise SandboxError("the fault stage serves S3 only: this world's storage is GCS")
+        if self.proc is None or self.proc.poll() is not None or not self.control_port:
+            raise SandboxError("the S3 server is not running")
+        return await asyncio.to_thread(
+            _control_call, self.control_port, method, path, body, query or {}
+        )
+
+    async def _faults_ok(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> Any:
+        status, answer = await self.s3_faults(method, path, body=body, query=query)
+        if status >= 300:
+            words = answer.get("error") if isinstance(answer, dict) else None
+            raise SandboxError(f"S3 fault stage: {method} {path}: {status} {words or answer}")
+        return answer
+
+    async def arm_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Arm one fault (its JSON form); the armed fault with its id."""
+        answer = await self._faults_ok("POST", "/faults", spec)
+        fault: dict[str, Any] = answer["fault"]
+        return fault
+
+    async def clear_faults(self) -> int:
+        """Drop every fault; how many were still active."""
+        answer = await self._faults_ok("DELETE", "/faults")
+        return int(answer["cleared"])
+
+    async def faults(self) -> list[dict[str, Any]]:
+        answer = await self._faults_ok("GET", "/faults")
+        faults: list[dict[str, Any]] = answer["faults"]
+        return faults
+
+    async def request_log(self, since: int = 0, injected_only: bool = False) -> dict[str, Any]:
+        """The S3 server's request log after sequence number ``since``: ``entries``, ``next``."""
+        query = {"since": str(since), "injected": "1" if injected_only else "0"}
+        log: dict[str, Any] = await self._faults_ok("GET", "/log", query=query)
+        return log
+
     async def has_key(self, key: str) -> bool:
         if self.gcs is not None:
             return await self.gcs.object_exists(key)
@@ -166,3 +224,26 @@ class ObjectStore:
             except Exception:
                 return False
         return True
+
+
+def _control_call(
+    port: int, method: str, path: str, body: Any, query: dict[str, str]
+) -> tuple[int, Any]:
+    url = f"http://127.0.0.1:{port}{path}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    # Loopback only: never through a proxy the environment may name.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, {"error": str(exc.reason)}
+    except OSError as exc:
+        raise SandboxError(f"the S3 server's fault stage does not answer: {exc}") from None

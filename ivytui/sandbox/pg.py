@@ -55,7 +55,10 @@ SANDBOX_SETTINGS: dict[str, str | int] = {
     "shared_buffers": "16MB",
     "max_connections": 40,
     "fsync": "off",
-    "synchronous_commit": "off",
+    # On, and nearly free with fsync off (a commit waits for a write(), not for the disk): a
+    # commit the server acknowledged is in the kernel before the client hears of it, so it
+    # survives the postmaster being killed (the sandbox's kill fault, the v4 operator's shutdown).
+    "synchronous_commit": "on",
     "full_page_writes": "on",
     "max_wal_size": "256MB",
     "min_wal_size": "80MB",
@@ -385,6 +388,7 @@ class PgServer:
         self.sock_dir = run_dir / "sock"
         self.log_file = run_dir / f"{name}.log"
         self.superuser_password = superuser_password
+        self.frozen = False
 
     @property
     def socket_dir(self) -> Path:
@@ -541,9 +545,11 @@ class PgServer:
         mode: Literal["fast", "immediate", "smart"] = "fast",
         timeout: float = 60,
     ) -> None:
-        """pg_ctl stop -m mode -w."""
+        """pg_ctl stop -m mode -w (a frozen server is thawed first, or it could not hear it)."""
         if not self.is_running():
+            self.frozen = False
             return
+        self.thaw()
         res = await self._run(
             self._bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", mode, "-w",
             "-t", str(int(timeout)),
@@ -570,9 +576,38 @@ class PgServer:
         while time.monotonic() < deadline:
             alive = pid_alive(pid) or (pgid == pid and bool(_group_members(pgid)))
             if not alive:
+                self.frozen = False
                 return
             await asyncio.sleep(0.05)
         raise SandboxError(f"PostgreSQL '{self.name}' (pid {pid}) survived SIGKILL for {timeout} s")
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        """Send sig to the postmaster and every process of its group (pg_ctl makes it a leader)."""
+        pid = self.pid
+        if pid is None or not pid_alive(pid):
+            raise SandboxError(f"PostgreSQL '{self.name}' is not running")
+        try:
+            pgid = os.getpgid(pid)
+            if pgid == pid:
+                os.killpg(pgid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            raise SandboxError(f"PostgreSQL '{self.name}' is not running") from None
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and its children: connections and statements hang (the kernel
+        still accepts connections into the listen queue); nothing runs until :meth:`thaw`."""
+        self._signal_all(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped (nothing when it is not frozen)."""
+        if not self.frozen:
+            return
+        self.frozen = False
+        with contextlib.suppress(SandboxError):
+            self._signal_all(signal.SIGCONT)
 
     async def promote(self, timeout: float = 60) -> None:
         """pg_ctl promote -w: end recovery, switch to a new timeline."""
@@ -587,6 +622,30 @@ class PgServer:
         res = await self._run(self._bin("pg_ctl"), "reload", "-D", self.data_dir, timeout=30)
         if res.returncode != 0:
             raise self._fail("reload", res)
+
+    # ----------------------------------------------------------------- pg_hba.conf
+
+    @property
+    def hba_file(self) -> Path:
+        return self.data_dir / "pg_hba.conf"
+
+    def hba_prepend(self, lines: Sequence[str], marker: str) -> None:
+        """Put lines before every rule of pg_hba.conf, each ending with ``# marker`` so that
+        :meth:`hba_remove` takes exactly them away. Takes effect at the next reload or start."""
+        text = self.hba_file.read_text()
+        ours = "".join(f"{line}  # {marker}\n" for line in lines)
+        write_pg_file(self.hba_file, ours + text)
+
+    def hba_remove(self, marker: str) -> bool:
+        """Take away the lines :meth:`hba_prepend` put with marker; whether there were any."""
+        text = self.hba_file.read_text()
+        kept = [
+            ln for ln in text.splitlines(keepends=True) if not ln.rstrip().endswith(f"# {marker}")
+        ]
+        if len(kept) == len(text.splitlines(keepends=True)):
+            return False
+        write_pg_file(self.hba_file, "".join(kept))
+        return True
 
     # ----------------------------------------------------------------- state
 

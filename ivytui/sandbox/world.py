@@ -46,6 +46,7 @@ from ivytui.sandbox.load import (
 )
 from ivytui.sandbox.objectstore import ObjectStore
 from ivytui.sandbox.operators import V4Operator, V5Operator
+from ivytui.sandbox.pgfaults import PgFaults
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class World:
         self.v4_operator: V4Operator | None = None
         self.v5_operator: V5Operator | None = None
         self.started_at = time.time()
+        self.pg_faults = PgFaults(self)
+        self._ready = False
         self._stopping = False
 
     # ---- start and stop ---------------------------------------------------------------------
@@ -238,6 +241,7 @@ class World:
         if self._stopping:
             return
         self._stopping = True
+        await self.pg_faults.close()
         for op in (self.v5_operator, self.v4_operator):
             if op is not None:
                 await op.stop()
@@ -393,6 +397,7 @@ class World:
             await self.v4.kill()
         if self.archiver is not None:
             self.archiver.paused = True
+        self._write_state()
 
     async def v4_start(self) -> None:
         if self.v4 is None:
@@ -401,6 +406,7 @@ class World:
             self.archiver.paused = False
         if not self.v4.is_running():
             await self.v4.start()
+        self._write_state()
 
     async def v4_remove_data(self) -> None:
         if self.v4 is not None:
@@ -503,6 +509,44 @@ class World:
 
     # ---- faults and introspection -------------------------------------------------------------
 
+    def pg_server(self, target: str, name: str) -> tuple[str, pgmod.PgServer]:
+        """For the PostgreSQL faults (`pgfaults.FaultWorld`): v4, or a v5 instance (``""``: the
+        standby's name, or the only instance)."""
+        if target == "v4":
+            if self.v4 is None:
+                raise SandboxError("v4 has no data directory any more (it was retired)")
+            return "", self.v4
+        inst = self.v5.get(name or self.opts.standby_name)
+        if inst is None and not name and len(self.v5) == 1:
+            inst = next(iter(self.v5.values()))
+        if inst is None:
+            have = ", ".join(self.v5) or "none"
+            raise SandboxError(f"no v5 instance {name or self.opts.standby_name!r} (there: {have})")
+        return inst.name, inst.server
+
+    def pg_restart_refused(self, target: str, name: str, server: pgmod.PgServer) -> str | None:
+        if target == "v4":
+            obj = self.store.try_get(ob.V4_KEY, self.cluster, namespace=self.namespace)
+            if self.v4 is not server or obj is None:
+                return "v4 was deleted by its operator"
+            if obj.get("spec", {}).get("shutdown"):
+                return "v4 is shut down by its operator (spec.shutdown)"
+            return None
+        inst = self.v5.get(name)
+        return None if inst is not None and inst.server is server else f"v5 {name} was deleted"
+
+    async def pg_restart(self, target: str, name: str) -> None:
+        if target == "v4":
+            await self.v4_start()
+            return
+        inst = self.v5.get(name)
+        if inst is None:
+            raise SandboxError(f"v5 {name} was deleted")
+        await inst.server.start()
+
+    def pg_changed(self) -> None:
+        self._write_state()
+
     async def storage_fault(self, up: bool) -> None:
         """Make the object store refuse connections (up=False) or serve again, keeping its data."""
         await self.objstore.fault(up)
@@ -511,7 +555,7 @@ class World:
 
     def describe(self) -> dict[str, Any]:
         v5 = {
-            name: {"port": inst.server.port, "pid": inst.server.pid, "promoted": inst.promoted}
+            name: {"port": inst.server.port, "pid": _pid(inst.server), "promoted": inst.promoted}
             for name, inst in self.v5.items()
         }
         return {
@@ -539,7 +583,7 @@ class World:
             },
             "v4": {
                 "port": self.v4_port,
-                "pid": self.v4.pid if self.v4 else None,
+                "pid": _pid(self.v4),
                 "dsn": self.v4_dsn() if self.v4_port else None,
             },
             "v5": v5,
@@ -559,8 +603,9 @@ class World:
         }
 
     def _write_state(self, *, ready: bool = False, stopped: bool = False) -> None:
+        self._ready = self._ready or ready
         info = self.describe()
-        info["ready"] = ready
+        info["ready"] = self._ready
         info["stopped"] = stopped
         path = self.dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
@@ -599,3 +644,8 @@ class World:
         path = self.dir / ENV_FILE
         path.write_text("\n".join(self.env_lines()) + "\n")
         os.chmod(path, 0o600)
+
+
+def _pid(server: pgmod.PgServer | None) -> int | None:
+    """The postmaster's pid while it runs (a killed one leaves its postmaster.pid behind)."""
+    return server.pid if server is not None and server.is_running() else None

@@ -48,6 +48,7 @@ from ivytui.domain.runbook import alarms, evaluate
 from ivytui.errors import IvyError
 from ivytui.sources import changes
 from ivytui.sources.changes import LogEntry, LogLevel, LogSource
+from ivytui.sources.journal import scrub
 from ivytui.sources.view import HubView, driver_words, view_to_json
 
 if TYPE_CHECKING:
@@ -319,10 +320,10 @@ class Hub:
                 if name != "repo":
                     await source.close()
             except IvyError as exc:
-                error = str(exc)
+                error = str(scrub(str(exc)))
             except Exception as exc:
                 log.exception("polling %s failed", name)
-                error = f"internal error: {exc!r}"
+                error = f"internal error: {scrub(repr(exc))}"
             now = self.clock()
             if result is None:
                 assert error is not None

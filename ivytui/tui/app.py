@@ -144,6 +144,21 @@ class IvyApp(App[int]):
         if keymap:
             self.set_keymap(keymap)
 
+    def _fatal_error(self) -> None:
+        """Exit after an unhandled exception, printing the traceback without the frames'
+        local variables: they hold passwords and keys on their way to a client (Textual's own
+        shows them)."""
+        import rich
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None, suppress=[rich])
+        self._exit_renderables.append(
+            Segments(self.console.render(traceback, self.console.options))
+        )
+        self._close_messages_no_wait()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def get_default_screen(self) -> Screen[Any]:

@@ -98,10 +98,13 @@ class ActionError(Message):
     def __init__(
         self, action: str, title: str, message: str, checks: tuple[Reason, ...] = ()
     ) -> None:
+        from ivytui.sources.journal import scrub
+
         super().__init__()
         self.action = action
         self.title = title
-        self.message = message
+        self.message = str(scrub(message))
+        """Scrubbed: an error's words may carry a DSN with its password."""
         self.checks = checks
 
 

@@ -25,6 +25,16 @@ def object_text(obj: Mapping[str, Any]) -> tuple[str, str | None]:
         return obj["text"], None
     import yaml
 
+    if obj.get("kind") == "Secret":
+        obj = {
+            **obj,
+            **{
+                field: dict.fromkeys(obj[field], "<masked>")
+                for field in ("data", "stringData")
+                if isinstance(obj.get(field), Mapping)
+            },
+        }
+
     text = yaml.safe_dump(to_plain(obj), sort_keys=False, allow_unicode=True, width=100)
     return text, "yaml"
 

@@ -6,6 +6,7 @@ deletecollection, discovery or other), `path`, `query`, `status`, `user_agent` a
 PUT, PATCH and DELETE adds `precondition`: the resourceVersion its body carried, or "" when none —
 `metadata.resourceVersion` of the object or merge patch, the value a JSON patch adds, replaces or
 tests at `/metadata/resourceVersion`, `preconditions.resourceVersion` of the DeleteOptions.
+A request a fault answered, held or cut short (see `faults`) adds `fault`: the fault's id.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def set_verb(request: web.Request, verb: str, **extra: Any) -> None:
     if slot is not None:
         slot.entry["verb"] = verb
         slot.entry.update(extra)
+
+
+def note_fault(request: web.Request, fault_id: str) -> None:
+    """Mark a request's entry as answered (or held, or cut short) by a fault."""
+    slot = request.get(LOG_KEY)
+    if slot is not None:
+        slot.entry["fault"] = fault_id
 
 
 def mark_logged(request: web.Request, status: int, requests: list[Obj]) -> None:

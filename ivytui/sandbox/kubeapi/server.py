@@ -1,5 +1,6 @@
 """The HTTP server: the aiohttp app, routing of resource requests to the store, the request log
-and the `/_sandbox/` endpoints (the log, and compacting the watch history)."""
+and the `/_sandbox/` endpoints (the log, compacting the watch history, and the fault stage of
+`faults`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ivytui.errors import SandboxError
 from ivytui.sandbox.kubeapi.common import Obj, bool_param, json_response
 from ivytui.sandbox.kubeapi.discovery import DiscoveryHandlers
 from ivytui.sandbox.kubeapi.errors import ApiError, bad_request, int_param, no_route
+from ivytui.sandbox.kubeapi.faults import CONTROL_PATH, FaultStage
 from ivytui.sandbox.kubeapi.records import Watcher
 from ivytui.sandbox.kubeapi.requestlog import note_precondition, open_entry, set_verb
 from ivytui.sandbox.kubeapi.resources import Target
@@ -32,7 +34,12 @@ STRATEGIC_PATCH: Final = "application/strategic-merge-patch+json"
 
 
 def _status_response(err: ApiError) -> web.Response:
-    return json_response(err.status(), status=err.code)
+    resp = json_response(err.status(), status=err.code)
+    # Like `responsewriters.ErrorNegotiated`: a retry-after period is also sent as the header.
+    retry = err.details.get("retryAfterSeconds")
+    if isinstance(retry, int) and retry > 0:
+        resp.headers["Retry-After"] = str(retry)
+    return resp
 
 
 class KubeAPIServer(DiscoveryHandlers, ListWatchHandlers):
@@ -49,6 +56,7 @@ class KubeAPIServer(DiscoveryHandlers, ListWatchHandlers):
         self._runner: web.AppRunner | None = None
         self._streams: set[Watcher] = set()
         self._stopping = False
+        self.faults = FaultStage(store, self._halt, self.start)
         r = self.app.router
         r.add_get("/version", self._version)
         for probe in ("/healthz", "/livez", "/readyz"):
@@ -57,6 +65,7 @@ class KubeAPIServer(DiscoveryHandlers, ListWatchHandlers):
         r.add_get("/openapi/v3/{gv:.+}", self._openapi_gv)
         r.add_get("/_sandbox/requests", self._sandbox_requests)
         r.add_post("/_sandbox/compact", self._sandbox_compact)
+        r.add_route("*", CONTROL_PATH, self.faults.control)
         for path in ("/api", "/api/{tail:.*}", "/apis", "/apis/{tail:.*}"):
             r.add_route("*", path, self._dispatch)
 
@@ -94,12 +103,21 @@ class KubeAPIServer(DiscoveryHandlers, ListWatchHandlers):
         return self._port
 
     async def stop(self) -> None:
+        await self.faults.cancel_outage()
+        await self._halt()
+
+    async def _halt(self) -> None:
         self._stopping = True
         for w in list(self._streams):
             w.queue.put_nowait(None)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    @property
+    def running(self) -> bool:
+        """Whether the server listens (False before `start`, after `stop`, during a `stop` fault)."""
+        return self._runner is not None
 
     @property
     def port(self) -> int:
@@ -223,9 +241,10 @@ class KubeAPIServer(DiscoveryHandlers, ListWatchHandlers):
             name=t.name,
             subresource=t.subresource,
         )
+        fault = await self.faults.intercept(request, verb, t) if self.faults.live else None
         if method == "GET":
             if watching:
-                return await self._watch(request, t)
+                return await self._watch(request, t, fault)
             if t.name is not None:
                 return json_response(self.store.get(t.rt.key, t.name, namespace=t.namespace))
             return self._list(request, t)

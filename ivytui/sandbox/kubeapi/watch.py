@@ -1,5 +1,6 @@
 """Lists and watches: paged lists with continue tokens, chunked watch streams that replay from a
-resourceVersion or start with the current objects, bookmarks, and 410 Gone from a compacted one."""
+resourceVersion or start with the current objects, bookmarks, and 410 Gone from a compacted one;
+a `WatchFault` from the fault stage refuses a stream or ends it early."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from ivytui.sandbox.kubeapi.common import Obj, bool_param, copy_json, dumps
 from ivytui.sandbox.kubeapi.errors import ApiError, bad_request, gone, int_param
+from ivytui.sandbox.kubeapi.faults import FaultStage, WatchFault
 from ivytui.sandbox.kubeapi.records import Record, Watcher
 from ivytui.sandbox.kubeapi.requestlog import mark_logged
 from ivytui.sandbox.kubeapi.resources import ResourceType, Target
@@ -28,6 +30,7 @@ class ListWatchHandlers:
     bookmark_interval: float
     _streams: set[Watcher]
     _stopping: bool
+    faults: FaultStage
 
     def _list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
@@ -76,7 +79,9 @@ class ListWatchHandlers:
         )
         return web.Response(body=body, headers={"Content-Type": "application/json"})
 
-    async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, t: Target, fault: WatchFault | None = None
+    ) -> web.StreamResponse:
         q = request.query
         rt = t.rt
         field_selector = q.get("fieldSelector")
@@ -102,6 +107,8 @@ class ListWatchHandlers:
         )
         resp.enable_chunked_encoding()
         try:
+            if fault is not None and fault.gone is not None:
+                raise fault.gone
             initial, watcher = self.store.open_watch(rt.key, since)
         except ApiError as err:
             if err.code != 410:
@@ -126,7 +133,9 @@ class ListWatchHandlers:
             if chunk:
                 await resp.write(b"".join(chunk))
             last_bookmark = loop.time()
-            closed = False
+            # Live events the stream may still send before a fault ends it (None: no limit).
+            budget = fault.close_after if fault is not None else None
+            closed = budget == 0
             while not closed:
                 now = loop.time()
                 wait = 1.0
@@ -162,13 +171,25 @@ class ListWatchHandlers:
                         rec = watcher.queue.get_nowait()
                     except asyncio.QueueEmpty:
                         break
+                if budget is not None and len(lines) >= budget:
+                    del lines[budget:]
+                    budget, closed = 0, True
+                elif budget is not None:
+                    budget -= len(lines)
                 if lines:
                     await resp.write(b"".join(lines))
+            if budget == 0 and fault is not None and fault.abort:
+                # Reset mid-stream: the client sees the chunked body end without its last chunk.
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
             with contextlib.suppress(ConnectionResetError, RuntimeError):
                 await resp.write_eof()
         except ConnectionError:
             pass
         finally:
+            if self._stopping:
+                self.faults.note_stopped_stream(request)
             self._streams.discard(watcher)
             self.store.close_watch(watcher)
         return resp

@@ -25,6 +25,7 @@ from ivytui.domain.flavor import Resource
 from ivytui.domain.model import MARKS_ANNOTATION, Marks, Snapshot
 from ivytui.domain.runbook import StepStatus
 from ivytui.errors import IvyError
+from ivytui.sources.actions import crashpoints
 from ivytui.sources.actions.errors import ActionFailed, GuardRefused, Stopped
 from ivytui.sources.actions.plans import Outcome, Plan
 from ivytui.sources.actions.runners import Runners
@@ -50,6 +51,7 @@ class Act:
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
+    writes: int = 0
 
     def changed(self, words: str, *, key: str = "", before: Any = None, after: Any = None) -> None:
         self.changes.append(words)
@@ -90,6 +92,7 @@ class Executor(Runners):
         self.wait_timeout = wait_timeout
         self.busy: str | None = None
         self.session = DriverSession(self.writer, f"{self.cluster}-ivytui-driver", holder=holder)
+        self._act: Act | None = None
 
     # ---- context --------------------------------------------------------------------------
 
@@ -272,6 +275,7 @@ class Executor(Runners):
             raise self._refuse(plan, (f"type the cluster name {plan.typed_name} to confirm",))
 
         act = Act(plan, snapshot, objects)
+        self._act = act
         attempt = secrets.token_hex(4)
         started = self._record(plan, "started", attempt=attempt, override=is_override)
         await self._summarise(started)
@@ -309,6 +313,7 @@ class Executor(Runners):
                 after=act.after,
                 override=is_override,
             )
+            self._act = None
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._summarise(rec), 3)
 
@@ -336,6 +341,7 @@ class Executor(Runners):
                 "nothing is sent without one"
             )
         base = depends(obj)
+        self.before_write(act)
         for _ in range(WRITE_ATTEMPTS):
             try:
                 result = await self.writer().merge_patch(res, name, patch, resource_version=rv)
@@ -382,6 +388,7 @@ class Executor(Runners):
                 "nothing is deleted without one"
             )
         base = depends(obj)
+        self.before_write(act)
         for _ in range(WRITE_ATTEMPTS):
             try:
                 await self.writer().delete(res, name, resource_version=rv)
@@ -415,7 +422,14 @@ class Executor(Runners):
 
     # ---- waits ----------------------------------------------------------------------------
 
+    def before_write(self, act: Act) -> None:
+        """Every write of an action passes here first (the crash points of the fault tests)."""
+        crashpoints.passed(act.plan.key, "between-writes" if act.writes else "before-first-write")
+        act.writes += 1
+
     async def _wait(self, what: str, ready: Callable[[], bool], say: Progress) -> None:
+        key = self._act.plan.key if self._act is not None else ""
+        crashpoints.passed(key, "after-last-write")
         deadline = time.monotonic() + self.wait_timeout
         say(f"waiting: {what}")
         while not ready():
@@ -423,6 +437,7 @@ class Executor(Runners):
                 raise ActionFailed(f"timed out after {self.wait_timeout:.0f} s waiting: {what}")
             await asyncio.sleep(0.5)
             await self.hub.refresh()
+            crashpoints.passed(key, "during-wait")
 
     def marks_after(self, act: Act, **fields: Any) -> Callable[[Marks], Marks]:
         def update(marks: Marks) -> Marks:

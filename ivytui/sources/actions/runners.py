@@ -49,6 +49,7 @@ class Runners(PlanBuilder):
     _wait: Any
     step: Any
     writer: Any
+    before_write: Any
 
     async def _pg(self, which: str) -> Any:
         """A driver connection to v4 or v5 (``application_name`` ivytui-driver). Refused in
@@ -90,12 +91,14 @@ class Runners(PlanBuilder):
     async def _run_create_standby(self, plan: Plan, act: Act, say: Progress) -> str:
         assert plan.manifest is not None
         w = self.writer()
+        self.before_write(act)
         say("server-side dry run")
         await w.create_secret(plan.manifest.secret, dry_run=True)
         await w.create(self.flavor.v5, plan.manifest.cluster, dry_run=True)
         say("creating the Secret and the standby")
         await w.create_secret(plan.manifest.secret)
         act.changed(f"Secret {plan.manifest.secret_name} created")
+        self.before_write(act)
         await w.create(self.flavor.v5, plan.manifest.cluster)
         act.changed(
             f"{self.flavor.v5.kind} {self.v5_name} created",
@@ -126,6 +129,7 @@ class Runners(PlanBuilder):
             )
             say("freezing writes on v4")
             ended = 0
+            self.before_write(act)
             for stmt in sqlgen.freeze_statements(terminate, roles):
                 if stmt.startswith("SELECT pid"):
                     ended += len(await conn.fetch(stmt))
@@ -148,6 +152,7 @@ class Runners(PlanBuilder):
                 act.changed(f"{ended} client session(s) ended")
             await self._verify_frozen(conn, roles)
             say("waiting until no transaction is in progress on v4")
+            self.before_write(act)
             target, walfile, horizon = await self._final_switch(conn)
         finally:
             await conn.close()
@@ -265,6 +270,7 @@ class Runners(PlanBuilder):
     async def _thaw(self, act: Act, frozen: tuple[tuple[str, int], ...]) -> None:
         conn = await self._pg("v4")
         try:
+            self.before_write(act)
             for stmt in sqlgen.thaw_statements(frozen):
                 await conn.execute(stmt)
             act.changed(
@@ -313,6 +319,7 @@ class Runners(PlanBuilder):
             conn = await self._pg("v4")
             try:
                 say("ending v4's remaining client sessions")
+                self.before_write(act)
                 ended = len(await conn.fetch(sqlgen.terminate_sessions_sql(None)))
                 if ended:
                     act.changed(f"{ended} client session(s) ended on v4")
@@ -426,6 +433,7 @@ class Runners(PlanBuilder):
     ) -> None:
         conn = await self._pg(which)
         try:
+            self.before_write(act)
             for role, limit in frozen:
                 await conn.execute(sqlgen.restore_role_statement(role, limit))
             rows = await conn.fetch(
@@ -462,6 +470,7 @@ class Runners(PlanBuilder):
                     "(give a superuser in the config's v5.database)"
                 )
             say("granting, in one transaction")
+            self.before_write(act)
             async with conn.transaction():
                 for stmt in sqlgen.grants_statements(self.flavor):
                     await conn.execute(stmt)
