@@ -409,7 +409,8 @@ class FaultStage:
                 words.append(f"delayed {d['seconds']:g} s ({', '.join(d['ids'])})")
             if entry.get("injected"):
                 i = entry["injected"]
-                words.append(f"injected {entry['status']} {i['fault']} ({i['id']})")
+                what = i.get("code") or i["fault"]
+                words.append(f"injected {entry['status']} {what} ({i['id']})")
             print(
                 f"s3server: {' and '.join(words)}: {entry['op']} {entry['key']!r}",
                 file=sys.stderr,
@@ -535,7 +536,11 @@ class FaultingApp:
             _drain(environ)
             status, headers, body = _error_answer(action.fault, op if op != "LIST" else "GET", key)
             entry["status"] = int(status[:3])
-            entry["injected"] = {"id": action.id, "fault": action.fault}
+            entry["injected"] = {
+                "id": action.id,
+                "fault": action.fault,
+                "code": _ERRORS[action.fault][1],
+            }
             self.stage.record(entry)
             start_response(status, headers)
             return [body]

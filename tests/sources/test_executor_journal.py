@@ -160,3 +160,41 @@ async def test_one_action_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         await ex.execute(PLAN)
     gate.set()
     assert (await first).text == "granted"
+
+
+async def test_a_refusal_says_why_it_differs_from_the_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ivytui.domain.runbook import Check
+    from ivytui.sources.actions import GuardRefused
+
+    ex = _executor(tmp_path, monkeypatch)
+    fresh = Verdict(
+        "step 3",
+        "in progress",
+        (Check(False, "v5 replay is not advancing: it stays at 0/5000000"),),
+    )
+    monkeypatch.setattr(executor_module, "check", lambda *_: fresh)
+    with pytest.raises(GuardRefused) as refused:
+        await ex.execute(PLAN, shown=Verdict("step 3", "ready", (Check(True, "v5 replays"),)))
+    assert refused.value.checks[0] == "v5 replay is not advancing: it stays at 0/5000000"
+    assert refused.value.checks[-1] == (
+        "the screen showed it possible, but the reading made at the moment of acting found: "
+        "v5 replay is not advancing: it stays at 0/5000000"
+    )
+    records = ex.journal.records()
+    assert [r["outcome"] for r in records] == ["refused"]
+
+
+async def test_read_only_refuses_a_database_connection_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ivytui.sources.kube_write import ReadOnlyRefused
+
+    ex = _executor(tmp_path, monkeypatch)
+    ex.config = Config(cluster="hippo", namespace="pgo", read_only=True)
+    with pytest.raises(ReadOnlyRefused):
+        await ex._pg("v4")
+    with pytest.raises(ReadOnlyRefused):
+        await ex.execute(PLAN)
+    assert [r["outcome"] for r in ex.journal.records()] == ["refused"]
