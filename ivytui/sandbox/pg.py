@@ -339,6 +339,34 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is pid."""
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> bool:
+    """Signal pid's process group when pid leads one (PostgreSQL's processes all do), else pid;
+    False when it is gone."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def pg_quote(value: str | int | bool) -> str:
     """A value as written in postgresql.conf."""
     if isinstance(value, bool):
@@ -563,37 +591,26 @@ class PgServer:
         pid = self.pid
         if pid is None or not pid_alive(pid):
             return
-        try:
-            pgid = os.getpgid(pid)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if pgid == pid:
-                os.killpg(pgid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
+        # Listed first: once the postmaster is gone its children belong to another parent.
+        processes = [pid, *_children(pid)]
+        for p in processes:
+            _signal_group(p, signal.SIGKILL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            alive = pid_alive(pid) or (pgid == pid and bool(_group_members(pgid)))
-            if not alive:
+            if not any(pid_alive(p) or _group_members(p) for p in processes):
                 self.frozen = False
                 return
             await asyncio.sleep(0.05)
         raise SandboxError(f"PostgreSQL '{self.name}' (pid {pid}) survived SIGKILL for {timeout} s")
 
     def _signal_all(self, sig: signal.Signals) -> None:
-        """Send sig to the postmaster and every process of its group (pg_ctl makes it a leader)."""
+        """Send sig to the postmaster, then to each of its children (every one a process group
+        leader, with what it runs — an archive_command — in its group)."""
         pid = self.pid
-        if pid is None or not pid_alive(pid):
+        if pid is None or not pid_alive(pid) or not _signal_group(pid, sig):
             raise SandboxError(f"PostgreSQL '{self.name}' is not running")
-        try:
-            pgid = os.getpgid(pid)
-            if pgid == pid:
-                os.killpg(pgid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            raise SandboxError(f"PostgreSQL '{self.name}' is not running") from None
+        for child in _children(pid):
+            _signal_group(child, sig)
 
     def freeze(self) -> None:
         """SIGSTOP the postmaster and its children: connections and statements hang (the kernel

@@ -9,7 +9,8 @@ Run as a process::
     python -m ivytui.sandbox.s3server --host 127.0.0.1 --port 0 --cert C --key K \\
         --bucket hippo --ready-file F
 
-The ready file holds ``{"pid": ..., "port": ..., "listening": true}`` once the server listens.
+The ready file holds ``{"pid": ..., "port": ..., "control_port": ..., "listening": true}`` once
+the server listens.
 Signals: SIGUSR1 stops listening and drops every open connection while keeping the objects in
 memory ("S3 down"); SIGUSR2 listens again on the same port ("S3 back"); SIGTERM/SIGINT exit.
 
@@ -41,15 +42,16 @@ listing's ``prefix`` parameter. ``slowdown`` answers 503 SlowDown, ``internal_er
 InternalError, ``access_denied`` 403 AccessDenied on listings only, each with S3's XML error body
 (``<Error><Code/><Message/><RequestId/><HostId/></Error>``, ``x-amz-request-id``,
 ``x-amz-id-2``; a HEAD gets the status and headers without a body, as from S3). The request body
-is read and dropped: nothing is stored. ``truncate``/``corrupt`` apply to GETs answered 200 (a
-range GET passes through): they act as a proxy in front of S3 that rewrites the body and fixes
+is read and dropped: nothing is stored. ``truncate``/``corrupt`` spoil GETs answered 200 (a
+matching GET answered otherwise, e.g. 404 or a 206 range, passes unchanged but still counts):
+they act as a proxy in front of S3 that rewrites the body and fixes
 up that answer's ``Content-Length`` and ``ETag`` (the MD5 of the bytes sent, checksum headers
 dropped), so the answer is self-consistent and only a content check (pgBackRest's info checksum,
 a comparison with the listing's ETag or a HEAD) tells; the stored object, HEAD and listings stay
 intact. ``delay`` holds matching requests before S3 sees them (delays of several faults add up).
 When several faults match, every matching delay applies and the first armed of the others
-answers; a matching request counts against each fault that acted on it. Nothing armed costs one
-list check per request.
+answers; a matching request counts against each fault that acted on it. With nothing armed, a
+request costs one list check besides its entry in the request log.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ turns a 409 into :class:`ConflictError` — re-read and re-evaluate, never a bli
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ivytui.config import Config
@@ -16,6 +17,26 @@ from ivytui.domain.flavor import Resource
 from ivytui.errors import KubeError
 
 MERGE = "application/merge-patch+json"
+ATTEMPTS = 4
+BACKOFF_START = 0.25
+BACKOFF_MAX = 2.0
+RETRY_AFTER_MAX = 10.0
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+def _retry_after(exc: Any) -> float | None:
+    """The seconds a 429/503 asks to wait (``Retry-After``, or the Status's
+    ``details.retryAfterSeconds``)."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        if value is not None:
+            return max(0.0, float(value))
+        body = json.loads(exc.body)
+        seconds = (body.get("details") or {}).get("retryAfterSeconds")
+        return max(0.0, float(seconds)) if seconds is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 class ReadOnlyRefused(KubeError):
@@ -67,22 +88,39 @@ class KubeWriter:
             await self._api.close()
             self._api = None
 
-    async def _call(self, what: str, coro: Any) -> Any:
+    async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        """Send ``request()``; a 409 is :class:`ConflictError`, a 404 :class:`NotFoundError`.
+        An answer that says "try again" — 429, 500, 502, 503, 504, or no answer — is sent again
+        after a back-off (or the ``Retry-After`` the server gave), at most
+        :data:`ATTEMPTS` times in all: every write carries its precondition, so sending it
+        again can change nothing the first one did not."""
         from kubernetes_asyncio.client.rest import ApiException
 
-        try:
-            return await coro
-        except ApiException as exc:
-            if exc.status == 409:
-                raise ConflictError(
-                    f"{what}: the object changed since it was read ({_words(exc)}); "
-                    "re-read and try again"
-                ) from None
-            if exc.status == 404:
-                raise NotFoundError(f"{what}: not found ({_words(exc)})") from None
-            raise KubeError(f"{what}: {exc.status} {_words(exc)}") from None
-        except (OSError, TimeoutError) as exc:
-            raise KubeError(f"{what}: the API server did not answer ({exc})") from None
+        delay = BACKOFF_START
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await request()
+            except ApiException as exc:
+                if exc.status == 409:
+                    raise ConflictError(
+                        f"{what}: the object changed since it was read ({_words(exc)}); "
+                        "re-read and try again"
+                    ) from None
+                if exc.status == 404:
+                    raise NotFoundError(f"{what}: not found ({_words(exc)})") from None
+                if exc.status not in TRANSIENT or attempt == ATTEMPTS:
+                    again = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise KubeError(f"{what}: {exc.status} {_words(exc)}{again}") from None
+                wait = _retry_after(exc) or delay
+            except (OSError, TimeoutError) as exc:
+                if attempt == ATTEMPTS:
+                    raise KubeError(
+                        f"{what}: the API server did not answer ({exc}) after {attempt} attempts"
+                    ) from None
+                wait = delay
+            await asyncio.sleep(min(wait, RETRY_AFTER_MAX))
+            delay = min(delay * 2, BACKOFF_MAX)
+        raise AssertionError("unreachable")
 
     async def custom(self) -> Any:
         from kubernetes_asyncio import client
@@ -99,7 +137,7 @@ class KubeWriter:
         return dict(
             await self._call(
                 f"get {res.plural}/{name}",
-                api.get_namespaced_custom_object(
+                lambda: api.get_namespaced_custom_object(
                     res.group, res.version, self.namespace, res.plural, name
                 ),
             )
@@ -121,7 +159,7 @@ class KubeWriter:
         return dict(
             await self._call(
                 f"patch {res.plural}/{name}",
-                api.patch_namespaced_custom_object(
+                lambda: api.patch_namespaced_custom_object(
                     res.group,
                     res.version,
                     self.namespace,
@@ -141,7 +179,7 @@ class KubeWriter:
         return dict(
             await self._call(
                 f"create {res.plural}/{body['metadata']['name']}",
-                api.create_namespaced_custom_object(
+                lambda: api.create_namespaced_custom_object(
                     res.group, res.version, self.namespace, res.plural, dict(body), **kwargs
                 ),
             )
@@ -161,7 +199,7 @@ class KubeWriter:
         )
         await self._call(
             f"delete {res.plural}/{name}",
-            api.delete_namespaced_custom_object(
+            lambda: api.delete_namespaced_custom_object(
                 res.group, res.version, self.namespace, res.plural, name, body=opts
             ),
         )
@@ -171,7 +209,7 @@ class KubeWriter:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         await self._call(
             f"create secret {body['metadata']['name']}",
-            api.create_namespaced_secret(self.namespace, dict(body), **kwargs),
+            lambda: api.create_namespaced_secret(self.namespace, dict(body), **kwargs),
         )
 
     async def put_configmap(
@@ -193,12 +231,12 @@ class KubeWriter:
                 "data": dict(data),
             }
             await self._call(
-                f"create configmap {name}", api.create_namespaced_config_map(self.namespace, body)
+                f"create configmap {name}", lambda: api.create_namespaced_config_map(self.namespace, body)
             )
             return
         await self._call(
             f"patch configmap {name}",
-            api.patch_namespaced_config_map(
+            lambda: api.patch_namespaced_config_map(
                 name,
                 self.namespace,
                 {"metadata": {"resourceVersion": resource_version}, "data": dict(data)},
@@ -211,7 +249,7 @@ class KubeWriter:
         api = await self.core()
         try:
             cm = await self._call(
-                f"get configmap {name}", api.read_namespaced_config_map(name, self.namespace)
+                f"get configmap {name}", lambda: api.read_namespaced_config_map(name, self.namespace)
             )
         except NotFoundError:
             return None
@@ -224,7 +262,7 @@ class KubeWriter:
         api = await self.core()
         try:
             cm = await self._call(
-                f"get configmap {name}", api.read_namespaced_config_map(name, self.namespace)
+                f"get configmap {name}", lambda: api.read_namespaced_config_map(name, self.namespace)
             )
         except NotFoundError:
             return None

@@ -198,3 +198,18 @@ async def test_read_only_refuses_a_database_connection_of_its_own(
     with pytest.raises(ReadOnlyRefused):
         await ex.execute(PLAN)
     assert [r["outcome"] for r in ex.journal.records()] == ["refused"]
+
+
+def test_a_patch_already_applied_is_recognised() -> None:
+    from ivytui.sources.actions.executor import _applied
+
+    obj = {
+        "metadata": {"resourceVersion": "42", "annotations": {"ivytui/runbook-marks": "{}"}},
+        "spec": {"shutdown": True, "port": "5432"},
+    }
+    assert _applied(obj, {"spec": {"shutdown": True}})
+    assert _applied(
+        obj, {"metadata": {"resourceVersion": "7", "annotations": {"ivytui/runbook-marks": "{}"}}}
+    )
+    assert not _applied(obj, {"spec": {"shutdown": False}})
+    assert not _applied(obj, {"spec": {"standby": {"enabled": False}}})

@@ -69,6 +69,20 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
+def _applied(obj: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
+    """Whether every value of the merge patch ``patch`` is already in ``obj``."""
+    for key, value in patch.items():
+        if key == "metadata" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k != "resourceVersion"}
+        have = obj.get(key) if isinstance(obj, Mapping) else None
+        if isinstance(value, Mapping):
+            if not isinstance(have, Mapping) or not _applied(have, value):
+                return False
+        elif have != value:
+            return False
+    return True
+
+
 def _marks_text(obj: Mapping[str, Any]) -> str | None:
     value = (_meta(obj).get("annotations") or {}).get(MARKS_ANNOTATION)
     return str(value) if value is not None else None
@@ -347,6 +361,11 @@ class Executor(Runners):
                 result = await self.writer().merge_patch(res, name, patch, resource_version=rv)
             except ConflictError:
                 fresh = await self._reread(res, name)
+                if _applied(fresh, patch):
+                    # An earlier attempt went through although its answer was lost (a 5xx or
+                    # no answer, then sent again): the object already holds the change.
+                    act.objects[which] = fresh
+                    return fresh
                 if depends(fresh) != base:
                     raise Stopped(
                         f"{res.kind} {name} changed since the guard read it "

@@ -493,8 +493,11 @@ class Runners(PlanBuilder):
 
     async def _export_credentials(self) -> Path:
         core = await self.writer().core()
-        listing = await core.list_namespaced_secret(
-            self.namespace, label_selector=f"pg-cluster={self.cluster}"
+        listing = await self.writer()._call(
+            "list the v4 Secrets",
+            lambda: core.list_namespaced_secret(
+                self.namespace, label_selector=f"pg-cluster={self.cluster}"
+            ),
         )
         users: dict[str, dict[str, str]] = {}
         for item in listing.items:

@@ -86,7 +86,7 @@ class DriverSession:
         try:
             lease = await self._writer()._call(
                 f"get lease {self.name}",
-                api.read_namespaced_lease(self.name, self._writer().namespace),
+                lambda: api.read_namespaced_lease(self.name, self._writer().namespace),
             )
         except NotFoundError:
             return None
@@ -167,7 +167,7 @@ class DriverSession:
         }
         await self._writer()._call(
             f"create lease {self.name}",
-            api.create_namespaced_lease(self._writer().namespace, body),
+            lambda: api.create_namespaced_lease(self._writer().namespace, body),
         )
 
     async def _patch(
@@ -186,7 +186,7 @@ class DriverSession:
             meta["annotations"] = annotations
         await self._writer()._call(
             f"write lease {self.name}",
-            api.patch_namespaced_lease(
+            lambda: api.patch_namespaced_lease(
                 self.name,
                 self._writer().namespace,
                 {"metadata": meta, "spec": spec},
