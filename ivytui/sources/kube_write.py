@@ -17,7 +17,7 @@ from ivytui.domain.flavor import Resource
 from ivytui.errors import KubeError
 
 MERGE = "application/merge-patch+json"
-ATTEMPTS = 4
+ATTEMPTS = 5
 BACKOFF_START = 0.25
 BACKOFF_MAX = 2.0
 RETRY_AFTER_MAX = 10.0
