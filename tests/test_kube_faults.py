@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,11 @@ async def arm(env: Env, **fault: Any) -> dict[str, Any]:
 
 async def armed(env: Env) -> dict[str, dict[str, Any]]:
     return {f["id"]: f for f in await asyncio.to_thread(kube_faults.armed, env.url)}
+
+
+def headers(exc: ApiException) -> Mapping[str, str]:
+    assert exc.headers is not None
+    return exc.headers
 
 
 def status_body(exc: ApiException) -> dict[str, Any]:
@@ -229,7 +234,7 @@ async def test_status_503_on_patches_then_real_answers(env: Env) -> None:
                 _content_type=MERGE,
             )
         assert err.value.status == 503
-        assert err.value.headers["Retry-After"] == "1"
+        assert headers(err.value)["Retry-After"] == "1"
         body = status_body(err.value)
         assert body["reason"] == "ServiceUnavailable"
         assert body["message"] == "the server is currently unable to handle the request"
@@ -264,7 +269,7 @@ async def test_status_429_and_500_bodies(env: Env) -> None:
     mark = len(env.server.requests)
     with pytest.raises(ApiException) as err:
         await env.core.list_namespaced_pod(NS)
-    assert err.value.status == 429 and err.value.headers["Retry-After"] == "1"
+    assert err.value.status == 429 and headers(err.value)["Retry-After"] == "1"
     assert status_body(err.value) == {
         "kind": "Status",
         "apiVersion": "v1",
@@ -277,14 +282,14 @@ async def test_status_429_and_500_bodies(env: Env) -> None:
     }
     with pytest.raises(ApiException) as err:
         await env.core.read_namespaced_pod("status-0", NS)
-    assert err.value.status == 500 and "Retry-After" not in err.value.headers
+    assert err.value.status == 500 and "Retry-After" not in headers(err.value)
     body = status_body(err.value)
     assert body["reason"] == "InternalError"
     assert body["message"] == "Internal error occurred: etcdserver: request timed out"
     assert body["details"] == {"causes": [{"message": "etcdserver: request timed out"}]}
     with pytest.raises(ApiException) as err:
         await env.core.list_namespaced_config_map(NS)
-    assert err.value.status == 503 and "Retry-After" not in err.value.headers
+    assert err.value.status == 503 and "Retry-After" not in headers(err.value)
     assert "details" not in status_body(err.value), "no retry-after period: no details"
     # Each fired once: the same requests are now served.
     assert len((await env.core.list_namespaced_pod(NS)).items) == 1
@@ -296,7 +301,7 @@ async def test_status_429_and_500_bodies(env: Env) -> None:
 
 
 async def test_duration_fault_ends_by_itself(env: Env) -> None:
-    f = await arm(env, kind="status", status=500, resource="configmaps", duration=1.5)
+    f = await arm(env, kind="status", status=500, resource="configmaps", duration=2)
     assert "count" not in f, "a duration alone has no count"
     mark = len(env.server.requests)
     with pytest.raises(ApiException) as err:
@@ -425,7 +430,7 @@ async def test_close_watch_abort_resets_the_stream(env: Env) -> None:
 
 
 async def test_gone_on_a_resumed_watch_as_an_error_event(env: Env) -> None:
-    f = await arm(env, kind="gone", resource="pods", count=2)
+    f = await arm(env, kind="gone", resource="pods", count=3)
     rv = str(env.store.resource_version)
     mark = len(env.server.requests)
     url = f"{env.url}/api/v1/namespaces/{NS}/pods"
@@ -457,7 +462,7 @@ async def test_gone_on_a_resumed_watch_as_an_error_event(env: Env) -> None:
                 pass
     assert err.value.status == 410 and "Expired: too old resource version" in str(err.value)
     watches = [r for r in env.log_since(mark) if r["verb"] == "watch"]
-    assert [r.get("fault") for r in watches] == [None, f["id"], f["id"]]
+    assert [r.get("fault") for r in watches] == [None, f["id"], f["id"], f["id"]]
     assert (await armed(env))[f["id"]]["remaining"] == 0
 
 
@@ -667,4 +672,5 @@ async def test_kubectl_shows_errors_it_does_not_retry(env: Env) -> None:
     assert "annotations" not in env.store.get("pods", "shown", namespace=NS)["metadata"]
     rc, out, err = await kubectl(env, "annotate", "pod", "shown", "ivytui/touched=yes")
     assert rc == 0, err
+    assert out.strip() == "pod/shown annotated"
     env.store.delete("pods", "shown", namespace=NS)

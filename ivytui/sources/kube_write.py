@@ -212,6 +212,27 @@ class KubeWriter:
             lambda: api.create_namespaced_secret(self.namespace, dict(body), **kwargs),
         )
 
+    async def delete_secret(self, name: str) -> bool:
+        """Delete the Secret ``name`` with the resourceVersion it is read at (False: it was
+        not there)."""
+        from kubernetes_asyncio import client
+
+        api = await self.core()
+        try:
+            found = await self._call(
+                f"get secret {name}", lambda: api.read_namespaced_secret(name, self.namespace)
+            )
+        except NotFoundError:
+            return False
+        opts = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=found.metadata.resource_version)
+        )
+        await self._call(
+            f"delete secret {name}",
+            lambda: api.delete_namespaced_secret(name, self.namespace, body=opts),
+        )
+        return True
+
     async def put_configmap(
         self,
         name: str,
@@ -231,7 +252,8 @@ class KubeWriter:
                 "data": dict(data),
             }
             await self._call(
-                f"create configmap {name}", lambda: api.create_namespaced_config_map(self.namespace, body)
+                f"create configmap {name}",
+                lambda: api.create_namespaced_config_map(self.namespace, body),
             )
             return
         await self._call(
@@ -249,7 +271,8 @@ class KubeWriter:
         api = await self.core()
         try:
             cm = await self._call(
-                f"get configmap {name}", lambda: api.read_namespaced_config_map(name, self.namespace)
+                f"get configmap {name}",
+                lambda: api.read_namespaced_config_map(name, self.namespace),
             )
         except NotFoundError:
             return None
@@ -262,7 +285,8 @@ class KubeWriter:
         api = await self.core()
         try:
             cm = await self._call(
-                f"get configmap {name}", lambda: api.read_namespaced_config_map(name, self.namespace)
+                f"get configmap {name}",
+                lambda: api.read_namespaced_config_map(name, self.namespace),
             )
         except NotFoundError:
             return None

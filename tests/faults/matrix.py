@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,7 @@ from ivytui.config import Config, Thresholds
 from ivytui.errors import IvyError
 from ivytui.sandbox import control
 from ivytui.sandbox.kubeapi import faults as kube_faults
-from ivytui.sources.actions import Executor
+from ivytui.sources.actions import Executor, crashpoints
 from ivytui.sources.hub import Hub
 from ivytui.sources.journal import Journal, interrupted_records
 
@@ -84,8 +85,9 @@ class Fault:
 
     name: str
     arm: Callable[[World], None]
-    settle: float = 0.0
-    """Seconds the fault keeps the step from finishing on its own (for the table only)."""
+    when: str = ""
+    """The crash point of the action at which the fault is armed (while the action is under
+    way); empty: before the key is pressed."""
 
 
 @dataclass
@@ -167,15 +169,29 @@ def pg(**spec: Any) -> Callable[[World], None]:
 
 def s3_outage(seconds: float) -> Callable[[World], None]:
     def arm(w: World) -> None:
-        control.storage_fault(w.dir, up=False)
+        control.supervisor_request(w.dir, "POST", "/_sandbox/faults/s3/stop")
 
-        async def back() -> None:
-            await asyncio.sleep(seconds)
-            await asyncio.to_thread(control.storage_fault, w.dir, True)
+        def back() -> None:
+            time.sleep(seconds)
+            control.supervisor_request(w.dir, "POST", "/_sandbox/faults/s3/start")
 
-        asyncio.get_running_loop().create_task(back())
+        threading.Thread(target=back, name="s3-back", daemon=True).start()
 
     return arm
+
+
+def key_of(step: str) -> str:
+    """The action id of a row's step label (``3 freeze`` → ``freeze``)."""
+    words = step.split("·")[-1].strip()
+    return {
+        "abort": "abort",
+        "1 create the standby": "create-standby",
+        "3 freeze": "freeze",
+        "4 shut down v4": "shutdown-v4",
+        "5 promote v5": "promote",
+        "6 grants": "grants",
+        "7 retire v4": "retire-v4",
+    }[words]
 
 
 def clear_all(w: World) -> None:
@@ -213,19 +229,24 @@ def hard_write_fault(verb: str, resource: str) -> Fault:
 
 
 STORE_FAULTS = [
-    Fault("S3 outage 4 s", s3_outage(4)),
-    Fault("S3 503 SlowDown ×3", storage(fault="slowdown", count=3)),
+    Fault("S3 outage 4 s", s3_outage(4), when="after-last-write"),
+    Fault("S3 503 SlowDown ×3", storage(fault="slowdown", count=3), when="after-last-write"),
     Fault(
         "archive.info corrupted 4 s",
         storage(fault="corrupt", suffix="archive.info", copy=True, duration=4),
+        when="after-last-write",
     ),
 ]
+"""Store faults while the step waits for the final segment in the repo."""
 
 
-def db_faults(target: str) -> list[Fault]:
+def db_faults(target: str, when: str = "after-last-write") -> list[Fault]:
+    """The database killed (and restarted as its operator would) while the step is under way."""
     return [
         Fault(
-            f"{target} killed, restarted after 2 s", pg(kind="kill", target=target, restart_after=2)
+            f"{target} killed, restarted after 2 s",
+            pg(kind="kill", target=target, restart_after=2),
+            when=when,
         )
     ]
 
@@ -302,10 +323,15 @@ async def play(
     w = c.w
     mark, _ = w.requests(0)
     started = time.monotonic()
-    await asyncio.to_thread(fault.arm, w)
+    before = len(interrupted_records(c.journal.records()))
+    if fault.when:
+        crashpoints.hook(f"{key_of(step)}:{fault.when}", lambda: fault.arm(w))
+    else:
+        await asyncio.to_thread(fault.arm, w)
     try:
         outcome, words = await run()
     finally:
+        crashpoints.disarm()
         await asyncio.to_thread(clear_all, w)
     row = Row(
         f"{w.flavor} · {step}", fault.name, outcome, words, seconds=time.monotonic() - started
@@ -319,8 +345,10 @@ async def play(
         and "/leases/" not in r["path"]
     ]
     row.unsafe_writes = sum(1 for r in ours if not r.get("precondition"))
-    records = c.journal.records()
-    row.journal_ok = interrupted_records(records) == [] or c.ex.busy is not None
+    # Every "started" has its outcome — but the one of a console killed on purpose, which a
+    # new console must show as interrupted.
+    left = len(interrupted_records(c.journal.records())) - before
+    row.journal_ok = left == (1 if fault.name.startswith("console killed") else 0)
     await c.hub.refresh()
     row.alarms = tuple(a.key for a in c.hub.view.alarms)
     matrix.rows.append(row)
@@ -330,6 +358,7 @@ async def play(
 async def crash_at(c: Console, action: str, point: str, env: dict[str, str]) -> tuple[str, str]:
     """Run ``action`` in a console of its own that is killed (SIGKILL) at ``point``; then this
     console reads the journal: the interrupted action is shown, and the step finishes here."""
+    await c.ex.session.release()  # the first engineer's console hands over to this one
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(DRIVE_SCRIPT),
@@ -340,7 +369,7 @@ async def crash_at(c: Console, action: str, point: str, env: dict[str, str]) -> 
         stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 180)
-    if proc.returncode != -9:
+    if proc.returncode != -9:  # SIGKILL
         return (
             "crash",
             f"the console was not killed at {point} (exit {proc.returncode}): {err.decode()[-300:]}",
@@ -506,7 +535,14 @@ async def run_flavor(
 
         # step 6: the grants are idempotent: every fault
         for fault in chosen(
-            [*db_faults("v5"), Fault("v5 hangs 4 s", pg(kind="hang", target="v5", seconds=4))],
+            [
+                *db_faults("v5", when="before-first-write"),
+                Fault(
+                    "v5 hangs 4 s",
+                    pg(kind="hang", target="v5", seconds=4),
+                    when="before-first-write",
+                ),
+            ],
             subset,
         ):
             await c.until(lambda: c.hub.view.snapshot.v5db.reachable, 60, "v5 answers")

@@ -34,8 +34,10 @@ def world(
 async def test_every_cell_ends_done_or_stopped_cleanly(world: World, tmp_path: Path) -> None:
     matrix = Matrix()
     subset = None if os.environ.get("IVYTUI_FAULTS") == "all" else SUBSET
-    await run_flavor(matrix, world, tmp_path / "state", subset=subset)
-    print("\n" + matrix.table())
+    try:
+        await run_flavor(matrix, world, tmp_path / "state", subset=subset)
+    finally:
+        print("\n" + matrix.table())
     totals = matrix.totals()
     assert totals["crashes"] == 0, matrix.table()
     assert totals["unsafe writes"] == 0, matrix.table()

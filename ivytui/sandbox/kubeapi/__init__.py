@@ -10,8 +10,9 @@ CustomResourceDefinition objects present in the store.
 Modules, in dependency order: `common` (JSON helpers), `resources` (resource types, CRD
 manifests), `errors` (`ApiError` and the Status bodies), `validation`, `selectors`, `patch`,
 `records` (committed writes, watch history), `writes` (what a create or update stores),
-`store` (`KubeStore`), `requestlog`, `discovery`, `watch` (lists and watch streams), `server`
-(`KubeAPIServer`), `kubeconfig`.
+`store` (`KubeStore`), `requestlog`, `faults` (the fault stage behind `/_sandbox/faults/kube`,
+and its urllib client `arm`, `armed`, `clear`), `discovery`, `watch` (lists and watch streams),
+`server` (`KubeAPIServer`), `kubeconfig`.
 """
 
 from ivytui.sandbox.kubeapi.common import Obj

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 WRITE_ATTEMPTS = 4
+AGAIN = (
+    "; the runbook shows where the move stands: press the step's key again once the cause is gone"
+)
 SUMMARY_RECORDS = 30
 
 
@@ -307,14 +310,14 @@ class Executor(Runners):
             outcome, detail = "refused", f"{exc.message}; {act.changed_words()}"
             raise GuardRefused(detail, exc.checks, holder=exc.holder) from None
         except Stopped as exc:
-            outcome, detail = "stopped", f"{exc.message}; {act.changed_words()}"
+            outcome, detail = "stopped", f"{exc.message}; {act.changed_words()}{AGAIN}"
             raise Stopped(detail, exc.checks) from None
         except IvyError as exc:
-            outcome, detail = "failed", f"{exc.message}; {act.changed_words()}"
+            outcome, detail = "failed", f"{exc.message}; {act.changed_words()}{AGAIN}"
             raise ActionFailed(f"{plan.title} failed: {detail}") from None
         except Exception as exc:
             outcome = "failed"
-            detail = f"{type(exc).__name__}: {exc}; {act.changed_words()}"
+            detail = f"{type(exc).__name__}: {exc}; {act.changed_words()}{AGAIN}"
             raise ActionFailed(f"{plan.title} failed: {detail}") from None
         finally:
             rec = self._record(

@@ -18,6 +18,7 @@ from ivytui.domain import sql as sqlgen
 from ivytui.domain.actions import abort_witnesses
 from ivytui.domain.flavor import V4_RESOURCE
 from ivytui.domain.lsn import Lsn
+from ivytui.domain.manifest import pgbackrest_secret_name
 from ivytui.domain.model import Marks, V4LastSeen
 from ivytui.domain.walname import parse_walfile_name
 from ivytui.sources.actions.errors import ActionFailed, GuardRefused, Stopped
@@ -565,6 +566,10 @@ class Runners(PlanBuilder):
                 before="present",
                 after="deleted",
             )
+        secret = pgbackrest_secret_name(self.v5_name)
+        self.before_write(act)
+        if await self.writer().delete_secret(secret):
+            act.changed(f"Secret {secret} deleted (step 1 made it)")
         return ", ".join(act.changes) or "nothing to undo"
 
 
