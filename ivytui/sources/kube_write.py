@@ -212,6 +212,35 @@ class KubeWriter:
             lambda: api.create_namespaced_secret(self.namespace, dict(body), **kwargs),
         )
 
+    async def secret_metadata(self, name: str) -> dict[str, Any] | None:
+        """The Secret's metadata (annotations, resourceVersion) — never its data — or None."""
+        api = await self.core()
+        try:
+            found = await self._call(
+                f"get secret {name}", lambda: api.read_namespaced_secret(name, self.namespace)
+            )
+        except NotFoundError:
+            return None
+        return {
+            "annotations": dict(found.metadata.annotations or {}),
+            "resourceVersion": str(found.metadata.resource_version or ""),
+        }
+
+    async def replace_secret(
+        self, body: Mapping[str, Any], *, resource_version: str, dry_run: bool = False
+    ) -> None:
+        """Replace the Secret (PUT) as it was read at ``resource_version``."""
+        if not resource_version:
+            raise KubeError(f"replace secret {body['metadata']['name']}: no resourceVersion")
+        api = await self.core()
+        name = str(body["metadata"]["name"])
+        doc = {**body, "metadata": {**body["metadata"], "resourceVersion": resource_version}}
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        await self._call(
+            f"replace secret {name}",
+            lambda: api.replace_namespaced_secret(name, self.namespace, doc, **kwargs),
+        )
+
     async def delete_secret(self, name: str) -> bool:
         """Delete the Secret ``name`` with the resourceVersion it is read at (False: it was
         not there)."""

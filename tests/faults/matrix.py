@@ -133,7 +133,7 @@ class Matrix:
         ]
         for r in self.rows:
             mark = "" if r.survived else " ✗"
-            words = r.words.replace("|", "/")[:110]
+            words = r.words.replace("|", "/")[: 400 if r.outcome == "stuck" else 110]
             lines.append(
                 f"| {r.step} | {r.fault} | {r.outcome}{mark} | {r.seconds:.1f} | {words} |"
             )
@@ -355,6 +355,14 @@ async def play(
     return row
 
 
+async def crash_cell(matrix: Matrix, c: Console, step: str, point: str, env: dict[str, str]) -> Row:
+    """The console killed at ``point`` of ``step``'s action; this console takes over."""
+    crash = Fault(f"console killed {point}", lambda _w: None)
+    row = await play(matrix, c, step, crash, lambda: crash_at(c, key_of(step), point, env))
+    await taken_over(c)
+    return row
+
+
 async def crash_at(c: Console, action: str, point: str, env: dict[str, str]) -> tuple[str, str]:
     """Run ``action`` in a console of its own that is killed (SIGKILL) at ``point``; then this
     console reads the journal: the interrupted action is shown, and the step finishes here."""
@@ -440,6 +448,7 @@ def chosen(cells: list[Any], subset: set[str] | None) -> list[Any]:
 
 
 SUBSET = {
+    "before-first-write",
     "API 503 ×2 (Retry-After 1)",
     "API 409 ×1",
     "API 500 ×12 (beyond retries)",
@@ -454,7 +463,18 @@ SUBSET = {
 async def run_flavor(
     matrix: Matrix, w: World, state_dir: Path, *, subset: set[str] | None = SUBSET
 ) -> None:
-    """Play the cells of every step on the world ``w`` (fresh, with a replaying standby)."""
+    """Play the cells of every step on the world ``w`` (fresh, with a replaying standby). When
+    the world cannot be brought back to where the next cell starts, that is a row of its own
+    (``stuck``, with the runbook's words), and the flavor ends there."""
+    try:
+        await _scenario(matrix, w, state_dir, subset)
+    except AssertionError as exc:
+        matrix.rows.append(
+            Row(f"{w.flavor} · recovery", "(after the cells above)", "stuck", str(exc))
+        )
+
+
+async def _scenario(matrix: Matrix, w: World, state_dir: Path, subset: set[str] | None) -> None:
     from ivytui.sources.actions.crashpoints import POINTS
 
     env = {"IVYTUI_STATE_DIR": str(state_dir)}
@@ -473,6 +493,17 @@ async def run_flavor(
                     matrix, c, "1 create the standby", fault, lambda: c.act("create-standby")
                 )
             await c.until(lambda: c.state(2) == "done", 180, "v5 caught up again")
+        if "between-writes" in (subset or {"between-writes"}):
+            # step 1 killed between its two writes (the Secret made, the cluster not): a new
+            # console takes over and step 1 finishes, replacing its own Secret.
+            outcome, words = await c.act("abort", typed=c.config.cluster)
+            assert outcome == "done", words
+            await c.until(lambda: c.state(1) == "ready", 60, "step 1 ready")
+            await crash_cell(matrix, c, "1 create the standby", "between-writes", env)
+            await c.until(lambda: c.state(1) == "ready", 60, "step 1 ready after the kill")
+            outcome, words = await c.act("create-standby")
+            assert outcome == "done", words
+            await c.until(lambda: c.state(2) == "done", 180, "v5 caught up again")
 
         # step 3: every fault, then the thaw
         freeze_faults = [
@@ -485,9 +516,7 @@ async def run_flavor(
             await play(matrix, c, "3 freeze", fault, lambda: c.act("freeze"))
             await thawed(c)
         for point in chosen(list(POINTS), subset):
-            crash = Fault(f"console killed {point}", lambda _w: None)
-            await play(matrix, c, "3 freeze", crash, lambda p=point: crash_at(c, "freeze", p, env))  # type: ignore[misc]
-            await taken_over(c)
+            await crash_cell(matrix, c, "3 freeze", point, env)
             await thawed(c)
 
         # the monitor under a fault: refused before anything is sent
@@ -509,15 +538,7 @@ async def run_flavor(
             await v4_back(c)
         for point in chosen(list(POINTS), subset):
             await frozen(c)
-            crash = Fault(f"console killed {point}", lambda _w: None)
-            await play(
-                matrix,
-                c,
-                "4 shut down v4",
-                crash,
-                lambda p=point: crash_at(c, "shutdown-v4", p, env),
-            )  # type: ignore[misc]
-            await taken_over(c)
+            await crash_cell(matrix, c, "4 shut down v4", point, env)
             await v4_back(c)
         await frozen(c)
         outcome, words = await c.act("shutdown-v4")
@@ -528,6 +549,9 @@ async def run_flavor(
         for fault in chosen([hard_write_fault("patch", w.v5_plural), STORE_FAULTS[2]], subset):
             await play(matrix, c, "5 promote v5", fault, lambda: c.act("promote"))
             await c.until(lambda: c.state(5) in ("ready", "done", "running"), 60, "step 5 again")
+        if "before-first-write" in (subset or {"before-first-write"}):
+            await crash_cell(matrix, c, "5 promote v5", "before-first-write", env)
+            await c.until(lambda: c.state(5) == "ready", 60, "step 5 ready after the kill")
         if c.state(5) == "ready":
             last = write_faults("patch", w.v5_plural)[1]
             await play(matrix, c, "5 promote v5", last, lambda: c.act("promote"))
@@ -547,6 +571,9 @@ async def run_flavor(
         ):
             await c.until(lambda: c.hub.view.snapshot.v5db.reachable, 60, "v5 answers")
             await play(matrix, c, "6 grants", fault, lambda: c.act("grants"))
+        if "before-first-write" in (subset or {"before-first-write"}):
+            await c.until(lambda: c.state(6) == "ready", 60, "grants ready")
+            await crash_cell(matrix, c, "6 grants", "before-first-write", env)
         if c.state(6) != "done":
             await c.until(lambda: c.state(6) == "ready", 60, "grants ready")
             outcome, words = await c.act("grants")
@@ -558,6 +585,9 @@ async def run_flavor(
             await play(
                 matrix, c, "7 retire v4", fault, lambda: c.act("retire-v4", typed=c.config.cluster)
             )
+        if "before-first-write" in (subset or {"before-first-write"}):
+            await crash_cell(matrix, c, "7 retire v4", "before-first-write", env)
+            await c.until(lambda: c.state(7) == "ready", 60, "step 7 ready after the kill")
         if c.state(7) == "ready":
             last = write_faults("delete", target)[0]
             await play(

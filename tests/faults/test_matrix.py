@@ -31,7 +31,10 @@ def world(
 
 
 @pytest.mark.timeout(1800)
-async def test_every_cell_ends_done_or_stopped_cleanly(world: World, tmp_path: Path) -> None:
+async def test_every_cell_ends_done_or_stopped_cleanly(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IVYTUI_STATE_DIR", str(tmp_path / "state"))
     matrix = Matrix()
     subset = None if os.environ.get("IVYTUI_FAULTS") == "all" else SUBSET
     try:

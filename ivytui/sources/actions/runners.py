@@ -18,7 +18,7 @@ from ivytui.domain import sql as sqlgen
 from ivytui.domain.actions import abort_witnesses
 from ivytui.domain.flavor import V4_RESOURCE
 from ivytui.domain.lsn import Lsn
-from ivytui.domain.manifest import pgbackrest_secret_name
+from ivytui.domain.manifest import SOURCE_ANNOTATION, pgbackrest_secret_name
 from ivytui.domain.model import Marks, V4LastSeen
 from ivytui.domain.walname import parse_walfile_name
 from ivytui.sources.actions.errors import ActionFailed, GuardRefused, Stopped
@@ -92,13 +92,35 @@ class Runners(PlanBuilder):
     async def _run_create_standby(self, plan: Plan, act: Act, say: Progress) -> str:
         assert plan.manifest is not None
         w = self.writer()
+        secret = plan.manifest.secret
+        name = plan.manifest.secret_name
+        # A Secret left by an earlier step 1 that stopped half-way (from this v4, by its
+        # annotation) is replaced, with its resourceVersion; anyone else's is not touched.
+        existing = await w.secret_metadata(name)
+        ours = (secret.get("metadata") or {}).get("annotations") or {}
+        if existing is not None and existing["annotations"].get(SOURCE_ANNOTATION) != ours.get(
+            SOURCE_ANNOTATION
+        ):
+            raise Stopped(
+                f"Secret {name} exists and was not made by ivytui from v4 {self.cluster}: "
+                "it is left as it is; remove it, or give the standby another name"
+            )
         self.before_write(act)
         say("server-side dry run")
-        await w.create_secret(plan.manifest.secret, dry_run=True)
+        if existing is None:
+            await w.create_secret(secret, dry_run=True)
+        else:
+            await w.replace_secret(
+                secret, resource_version=existing["resourceVersion"], dry_run=True
+            )
         await w.create(self.flavor.v5, plan.manifest.cluster, dry_run=True)
         say("creating the Secret and the standby")
-        await w.create_secret(plan.manifest.secret)
-        act.changed(f"Secret {plan.manifest.secret_name} created")
+        if existing is None:
+            await w.create_secret(secret)
+            act.changed(f"Secret {name} created")
+        else:
+            await w.replace_secret(secret, resource_version=existing["resourceVersion"])
+            act.changed(f"Secret {name} replaced (an earlier step 1 had made it)")
         self.before_write(act)
         await w.create(self.flavor.v5, plan.manifest.cluster)
         act.changed(
