@@ -317,7 +317,13 @@ class PgSource:
                     row = await conn.fetchrow(
                         V5_QUERY, self.flavor.replication_role, list(GRANTED_FUNCTIONS)
                     )
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,
+            ) as exc:
                 await self.close()
                 words = _reachability_words(exc, self.where)
                 if words is not None:
@@ -325,6 +331,12 @@ class PgSource:
                 raise PostgresError(
                     f"the query on {self.role}'s database at {self.where} failed: {exc}"
                 ) from None
+            except BaseException:
+                # Cancelled mid-query (the hub's time-out) or worse: the connection's protocol
+                # state is unknown, so it is never used again; the next poll connects anew.
+                conn.terminate()
+                self._conn = None
+                raise
             if row is None:
                 raise PostgresError(f"the query on {self.role}'s database returned no row")
             now = self.clock()

@@ -35,6 +35,13 @@ async def main(directory: Path, action: str) -> int:
     await hub.start()
     ex = Executor(hub, wait_timeout=90)
     try:
+        # As a person would: the key is pressed once the screen shows the clusters.
+        for _ in range(100):
+            await hub.refresh()
+            snap = hub.view.snapshot
+            if all(snap.available(name) for name in ("v4", "v5", "v4db", "repo")):
+                break
+            await asyncio.sleep(0.2)
         plan = await ex.plan(action)
         out = await ex.execute(plan, typed=config.cluster)
         print(out.text)

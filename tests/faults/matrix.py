@@ -287,6 +287,13 @@ class Console:
     def state(self, number: int) -> str:
         return next(s.state for s in self.hub.view.steps if s.number == number)
 
+    def steps_words(self) -> str:
+        return "; ".join(
+            f"{s.number} {s.state}: " + ", ".join(c.text for c in s.failing[:2])
+            for s in self.hub.view.steps
+            if s.failing
+        )
+
     async def until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not check():
@@ -423,7 +430,7 @@ async def frozen(c: Console) -> None:
     if c.state(3) != "done":
         await c.until(lambda: c.state(3) == "ready", 60, "step 3 ready")
         outcome, words = await c.act("freeze")
-        assert outcome == "done", words
+        assert outcome == "done", f"{words}; now: {c.steps_words()}"
 
 
 async def v4_back(c: Console) -> None:
@@ -549,7 +556,7 @@ async def _scenario(matrix: Matrix, w: World, state_dir: Path, subset: set[str] 
         for fault in chosen([hard_write_fault("patch", w.v5_plural), STORE_FAULTS[2]], subset):
             await play(matrix, c, "5 promote v5", fault, lambda: c.act("promote"))
             await c.until(lambda: c.state(5) in ("ready", "done", "running"), 60, "step 5 again")
-        if "before-first-write" in (subset or {"before-first-write"}):
+        if "before-first-write" in (subset or {"before-first-write"}) and c.state(5) == "ready":
             await crash_cell(matrix, c, "5 promote v5", "before-first-write", env)
             await c.until(lambda: c.state(5) == "ready", 60, "step 5 ready after the kill")
         if c.state(5) == "ready":
