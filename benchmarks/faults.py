@@ -49,6 +49,8 @@ def main() -> int:
     flavors = ["ivyo", "pgo"] if args.flavor == "both" else [args.flavor]
     matrix = asyncio.run(run(flavors, args.subset))
     print(matrix.table())
+    print()
+    print(matrix.grid())
     totals = matrix.totals()
     bad = totals["unsafe writes"] or totals["rows lost"] or totals["crashes"]
     return 1 if bad or totals["survived"] != totals["cells run"] else 0
