@@ -26,6 +26,8 @@ class FakeGcs:
     objects: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     generation: int = 0
+    damaged: set[str] = field(default_factory=set)
+    """Objects whose next download comes damaged (one byte flipped), the generation unchanged."""
 
     def put(self, name: str, body: bytes) -> None:
         self.generation += 1
@@ -83,7 +85,12 @@ class FakeGcs:
                 {"error": {"code": 404, "message": "No such object"}}, status=404
             )
         if request.query.get("alt") == "media":
-            return web.Response(body=self.objects[name][0])
+            body = self.objects[name][0]
+            if name in self.damaged:
+                self.damaged.discard(name)
+                middle = len(body) // 2
+                body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
+            return web.Response(body=body)
         return web.json_response(self._meta(name))
 
 
@@ -171,3 +178,32 @@ async def test_gcs_wrong_bucket_is_unreachable(fake_gcs: tuple[FakeGcs, str]) ->
     assert not state.reachable
     assert state.unreachable_reason is not None
     assert state.unreachable_reason == "bucket nosuch does not exist (404)"
+
+
+@pytest.mark.parametrize("name", ["archive/db/archive.info", "backup/db/backup.info"])
+async def test_gcs_damaged_download_is_fetched_again(
+    fake_gcs: tuple[FakeGcs, str], name: str
+) -> None:
+    """The generation does not change when a download comes damaged: the next poll must not
+    take it for "unchanged", but download the file again."""
+    fake, endpoint = fake_gcs
+    fake.put(f"{ROOT}archive/db/archive.info", (DATA / "archive.info").read_bytes())
+    fake.put(f"{ROOT}backup/db/backup.info", (DATA / "backup.info").read_bytes())
+    _segment(fake, 1)
+    fake.damaged.add(ROOT + name)
+    repo = _source(endpoint)
+    try:
+        damaged = await repo.poll()
+        error = damaged.info_error if "archive" in name else repo.backup_info_error
+        assert error is not None and f"{name} line " in error and "backrest-checksum" in error
+        assert (damaged.archive_info if "archive" in name else damaged.backup_info) is None
+        fake.requests.clear()
+        whole = await repo.poll()
+        assert f"get {ROOT}{name} media" in fake.requests
+        assert whole.info_error is None and repo.backup_info_error is None
+        assert whole.archive_info is not None and whole.backup_info is not None
+        fake.requests.clear()
+        await repo.poll()
+        assert not [r for r in fake.requests if r.endswith(" media")]  # now unchanged
+    finally:
+        await repo.close()
