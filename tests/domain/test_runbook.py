@@ -939,3 +939,19 @@ def test_v4_database_silent_vs_unreachable() -> None:
     silent = replace(s, v4db=V4Database(observed_at=NOW - 1, error="no password in secret"))
     assert step(silent, 4).state == "running"
     assert step(silent, 5).state == "blocked"
+
+
+def test_archiver_statistics_reset_by_a_restart_defer_to_the_repo() -> None:
+    """After a crash restart pg_stat_archiver starts empty: the repo holding the final segment
+    is what proves it archived; with neither, the step waits."""
+    s = frozen()
+    reset = replace(
+        s, v4db=replace(s.v4db, archiver=replace(s.v4db.archiver, last_archived_wal=None))
+    )
+    step3 = next(st for st in evaluate(reset) if st.number == 3)
+    assert step3.state == "done", [c.text for c in step3.failing]
+    assert any("reset by a restart" in c.text for c in step3.checks)
+    missing = replace(reset, repo=replace(reset.repo, newest_segments=()))
+    step3 = next(st for st in evaluate(missing) if st.number == 3)
+    assert step3.state != "done"
+    assert any("has not pushed 000000010000000000000005" in c.text for c in step3.failing)

@@ -159,7 +159,7 @@ class Matrix:
         ]
         for r in self.rows:
             mark = "" if r.survived else " ✗"
-            words = r.words.replace("|", "/")[: 400 if r.outcome == "stuck" else 110]
+            words = r.words.replace("|", "/")[: 3000 if r.outcome == "stuck" else 110]
             lines.append(
                 f"| {r.step} | {r.fault} | {r.outcome}{mark} | {r.seconds:.1f} | {words} |"
             )

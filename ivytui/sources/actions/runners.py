@@ -179,37 +179,71 @@ class Runners(PlanBuilder):
             target, walfile, horizon = await self._final_switch(conn)
         finally:
             await conn.close()
-        act.changed(f"WAL switched at {target} ({walfile})")
-        timeline, _ = parse_walfile_name(walfile, act.snapshot.segment_size)
-        await self._write_marks(
-            act,
-            lambda m: _with(
-                m,
-                target_lsn=target,
-                target_timeline=timeline,
-                target_xid_horizon=horizon,
-                frozen_at=time.time(),
-            ),
-        )
-        act.changed(
-            f"final switch recorded on {self.flavor.v5.kind} {self.v5_name}",
-            key="marks/target",
-            before=None,
-            after={"lsn": str(target), "xid_horizon": horizon},
-        )
-        await self._wait_switch_replayed(target, walfile, say)
-        return (
-            f"v4 frozen; final switch at {target} ({walfile}, xid horizon {horizon}) is in the "
-            "repo and replayed"
+        for attempt in range(1, SWITCH_TRIES + 1):
+            again = " again" if attempt > 1 else ""
+            act.changed(f"WAL switched{again} at {target} ({walfile})")
+            timeline, _ = parse_walfile_name(walfile, act.snapshot.segment_size)
+            await self._write_marks(
+                act,
+                partial(
+                    _with,
+                    target_lsn=target,
+                    target_timeline=timeline,
+                    target_xid_horizon=horizon,
+                    frozen_at=time.time(),
+                ),
+            )
+            act.changed(
+                f"final switch recorded on {self.flavor.v5.kind} {self.v5_name}",
+                key="marks/target",
+                before=None,
+                after={"lsn": str(target), "xid_horizon": horizon},
+            )
+            moved = await self._wait_switch_replayed(target, walfile, say, horizon=horizon)
+            if moved is None:
+                return (
+                    f"v4 frozen; final switch at {target} ({walfile}, xid horizon {horizon}) is "
+                    "in the repo and replayed"
+                )
+            # A transaction committed after the switch (after a restart, autovacuum's ANALYZE
+            # does): its WAL would be past the switch, so the switch is made again.
+            say(
+                f"a transaction committed after the switch (xid horizon {horizon} → {moved}): "
+                "switching WAL again"
+            )
+            conn = await self._pg("v4")
+            try:
+                self.before_write(act)
+                target, walfile, horizon = await self._final_switch(conn)
+            finally:
+                await conn.close()
+        raise ActionFailed(
+            f"transactions kept committing on v4 after {SWITCH_TRIES} WAL switches: end the "
+            "remaining sessions (freeze again with the option ticked) or thaw"
         )
 
-    async def _wait_switch_replayed(self, target: Lsn, walfile: str, say: Progress) -> None:
-        """Until the view shows this switch recorded, its segment in the repo and v5 past it."""
+    async def _wait_switch_replayed(
+        self, target: Lsn, walfile: str, say: Progress, *, horizon: int | None = None
+    ) -> int | None:
+        """Until the view shows this switch recorded, its segment in the repo and v5 past it
+        (``None``) — or, with ``horizon``, v4's xid horizon past it (returned: the switch must
+        be made again)."""
+
+        def moved() -> int | None:
+            v4db = self.view.snapshot.v4db
+            if horizon is None or not v4db.reachable or v4db.xid_horizon is None:
+                return None
+            return v4db.xid_horizon if v4db.xid_horizon > horizon else None
+
         await self._wait(
             f"segment {walfile} in the repo and replayed by v5",
-            lambda: self.view.snapshot.marks.target_lsn == target and self.step(3).state == "done",
+            lambda: (
+                moved() is not None
+                or (self.view.snapshot.marks.target_lsn == target and self.step(3).state == "done")
+            ),
             say,
         )
+        return moved()
 
     async def _verify_frozen(self, conn: Any, roles: tuple[str, ...]) -> None:
         """Read the freeze back: the setting in force and every role at connection limit 0."""
