@@ -567,9 +567,19 @@ class Runners(PlanBuilder):
         if not users:
             raise ActionFailed(f"no v4 user Secret ({self.cluster}-<user>-secret) to export")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = state_dir() / f"{self.cluster}-v4-credentials-{stamp}.json"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        base = state_dir() / f"{self.cluster}-v4-credentials-{stamp}"
+        base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for n in range(1, 100):
+            # A second export in the same second (the step pressed again) gets a file of its
+            # own: an earlier export is never overwritten.
+            path = base.with_name(base.name + (f"-{n}" if n > 1 else "") + ".json")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise ActionFailed(f"cannot find a new file name for the export beside {base}")
         with os.fdopen(fd, "w") as fh:
             json.dump(
                 {"cluster": self.cluster, "namespace": self.namespace, "secrets": users},
