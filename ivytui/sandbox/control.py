@@ -325,21 +325,34 @@ def status(directory: Path) -> tuple[dict[str, Any], list[tuple[str, str, str]]]
 # The supervisor's control endpoints, from outside
 
 
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def supervisor_request(
-    directory: Path, method: str, path: str, *, query: dict[str, Any] | None = None
+    directory: Path,
+    method: str,
+    path: str,
+    *,
+    query: dict[str, Any] | None = None,
+    body: Any = None,
+    timeout: float = 15,
 ) -> Any:
-    """One request to a running world's control endpoints (``/_sandbox/...``); its JSON."""
+    """One request to a running world's control endpoints (``/_sandbox/...``), with a JSON
+    ``body`` if given; its JSON answer, or :class:`SandboxError` with the server's words."""
     state = running(directory.resolve())
     if state is None or not state.get("kube_url"):
         raise SandboxError(f"no running world in {directory}")
     url = f"{state['kube_url']}{path}"
     if query:
         url += "?" + urllib.parse.urlencode(query)
-    data = b"{}" if method == "POST" else None
+    if body is not None:
+        data: bytes | None = json.dumps(body).encode()
+    else:
+        data = b"{}" if method == "POST" else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
+        with _NO_PROXY.open(req, timeout=timeout) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -394,28 +407,6 @@ def read_commits(path: Path) -> list[tuple[int, float, str]]:
 
 # PostgreSQL faults (`pgfaults.py`): kill, reject, hang
 
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _pg_fault_call(directory: Path, method: str, body: Any = None, timeout: float = 120) -> Any:
-    state = running(directory.resolve())
-    if state is None or not state.get("kube_url"):
-        raise SandboxError(f"no running world in {directory}")
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        f"{state['kube_url']}/_sandbox/faults/pg", data=data, method=method
-    )
-    req.add_header("Content-Type", "application/json")
-    try:
-        with _NO_PROXY.open(req, timeout=timeout) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            words = json.loads(exc.read()).get("error") or exc.reason
-        except (ValueError, AttributeError):
-            words = exc.reason
-        raise SandboxError(f"{method} /_sandbox/faults/pg: {exc.code} {words}") from None
-
 
 def pg_fault_arm(directory: Path, **fault: Any) -> dict[str, Any]:
     """Arm a PostgreSQL fault and return it (with its ``id``) once it is in effect, e.g.
@@ -423,21 +414,25 @@ def pg_fault_arm(directory: Path, **fault: Any) -> dict[str, Any]:
     ``pg_fault_arm(d, kind="reject", target="v5", user="ivytui_monitor", seconds=5)``,
     ``pg_fault_arm(d, kind="hang", target="v4", seconds=5)``. A refused fault raises
     SandboxError with the status (400 a bad body, 409 not possible now) and the reason."""
-    result: dict[str, Any] = _pg_fault_call(directory, "POST", fault)
+    result: dict[str, Any] = supervisor_request(
+        directory, "POST", "/_sandbox/faults/pg", body=fault, timeout=120
+    )
     return result
 
 
 def pg_faults(directory: Path) -> dict[str, Any]:
     """``{"armed": [...], "fired": [...]}``: each fault with its ``state``, ``outcome`` and
     ``armed_at``/``ends_at``/``ended_at`` (epoch seconds)."""
-    result: dict[str, Any] = _pg_fault_call(directory, "GET")
+    result: dict[str, Any] = supervisor_request(directory, "GET", "/_sandbox/faults/pg")
     return result
 
 
 def pg_fault_clear(directory: Path) -> dict[str, Any]:
     """Undo every PostgreSQL fault now (killed servers are started again); ``cleared`` lists
     them, beside ``armed`` (now empty) and ``fired``."""
-    result: dict[str, Any] = _pg_fault_call(directory, "DELETE")
+    result: dict[str, Any] = supervisor_request(
+        directory, "DELETE", "/_sandbox/faults/pg", timeout=120
+    )
     return result
 
 
@@ -445,31 +440,13 @@ def pg_fault_clear(directory: Path) -> dict[str, Any]:
 # The object store's fault stage (``/_sandbox/faults/s3``; the forms in ``s3server.py``)
 
 
-def _supervisor_send(directory: Path, method: str, path: str, body: Any) -> Any:
-    """Like :func:`supervisor_request`, with a JSON body."""
-    state = running(directory.resolve())
-    if state is None or not state.get("kube_url"):
-        raise SandboxError(f"no running world in {directory}")
-    req = urllib.request.Request(
-        f"{state['kube_url']}{path}", data=json.dumps(body).encode(), method=method
-    )
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            words = json.loads(exc.read()).get("error") or exc.reason
-        except (ValueError, AttributeError):
-            words = exc.reason
-        raise SandboxError(f"{method} {path}: {exc.code} {words}") from None
-
-
 def storage_fault_arm(directory: Path, **fault: Any) -> dict[str, Any]:
     """Arm one S3 fault, e.g. ``storage_fault_arm(d, fault="slowdown", method="PUT",
     suffix=".gz", count=2)``; the armed fault (``id``, ``fired``, ``active``, …). A bad form
     raises SandboxError with the server's words."""
-    answer: dict[str, Any] = _supervisor_send(directory, "POST", "/_sandbox/faults/s3/arm", fault)
+    answer: dict[str, Any] = supervisor_request(
+        directory, "POST", "/_sandbox/faults/s3/arm", body=fault
+    )
     result: dict[str, Any] = answer["fault"]
     return result
 
