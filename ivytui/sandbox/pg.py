@@ -325,22 +325,9 @@ def pid_alive(pid: int) -> bool:
     return _proc_state(pid) not in (None, "Z", "X")
 
 
-def _group_members(pgid: int) -> list[int]:
-    members: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry))
-    return members
-
-
-def _children(pid: int) -> list[int]:
-    """The live processes whose parent is pid."""
+def _live_processes_where(field: int, value: int) -> list[int]:
+    """The live processes whose ``/proc/<pid>/stat`` field (counted after the command name:
+    1 the parent, 2 the process group) equals ``value``."""
     found: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -349,9 +336,18 @@ def _children(pid: int) -> list[int]:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+        if int(fields[field]) == value and fields[0] not in ("Z", "X"):
             found.append(int(entry))
     return found
+
+
+def _group_members(pgid: int) -> list[int]:
+    return _live_processes_where(2, pgid)
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is pid."""
+    return _live_processes_where(1, pid)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> bool:
