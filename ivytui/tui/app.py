@@ -329,6 +329,8 @@ class IvyApp(App[int]):
         from ivytui.tui.screens.modals import LogScreen
 
         self.log_entries.append(entry)
+        if not self.screen_stack:
+            return  # a line the hub sent while the app was closing: kept, nowhere to show it
         self.main.add_log(entry)
         if isinstance(self.screen, LogScreen):
             self.screen.add(entry)
